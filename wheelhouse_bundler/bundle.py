@@ -1,0 +1,115 @@
+"""The tarball: written deterministically, atomically, with a sha256 sidecar.
+
+Same members in, same bytes out: a fixed member order, fixed mtime (SOURCE_DATE_EPOCH
+when set), root ownership with no names, normalised modes, PAX format, and a gzip header
+with neither time nor name. The tar goes to a temporary name beside the output and is
+renamed only once complete, so a failure never leaves a partial bundle in place.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .cache import HashingWriter
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Member:
+    """A file to put in the bundle: bytes in memory or a path on disk."""
+
+    path: str
+    data: bytes | None = None
+    source: Path | None = None
+
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else self.source.stat().st_size  # type: ignore[union-attr]
+
+    @contextmanager
+    def open(self) -> Iterator[BinaryIO]:
+        if self.data is not None:
+            import io
+
+            yield io.BytesIO(self.data)
+        else:
+            assert self.source is not None
+            with open(self.source, "rb") as fh:
+                yield fh
+
+
+def top_folder(out: Path) -> str:
+    """The bundle's single top folder, named after the output file."""
+    name = out.name
+    for suffix in (".tar.gz", ".tgz", ".tar"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)] or "bundle"
+    return name
+
+
+def is_gzip(out: Path) -> bool:
+    return out.name.endswith((".tar.gz", ".tgz"))
+
+
+def source_date_epoch() -> int:
+    try:
+        return int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
+    except ValueError:
+        return 0
+
+
+@contextmanager
+def atomic_output(out: Path) -> Iterator[BinaryIO]:
+    """A file that appears at `out` only if the block completes."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write(out: Path, members: list[Member]) -> str:
+    """Write the bundle and its `.sha256` sidecar; returns the tarball's sha256."""
+    top = top_folder(out)
+    mtime = source_date_epoch()
+    with atomic_output(out) as raw:
+        hashing = _Hashing(raw)
+        gz = gzip.GzipFile(filename="", mode="wb", fileobj=hashing, mtime=0) \
+            if is_gzip(out) else None
+        with tarfile.open(fileobj=gz or hashing, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            for member in members:
+                info = tarfile.TarInfo(f"{top}/{member.path}")
+                info.size = member.size()
+                info.mtime = mtime
+                info.mode = 0o644
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                with member.open() as fh:
+                    tar.addfile(info, fh)
+        if gz is not None:
+            gz.close()
+        digest = hashing.digest.hexdigest()
+    sidecar = out.with_name(out.name + ".sha256")
+    with atomic_output(sidecar) as fh:
+        fh.write(f"{digest}  {out.name}\n".encode())
+    return digest
+
+
+class _Hashing(HashingWriter):
+    def flush(self) -> None:
+        self._fh.flush()

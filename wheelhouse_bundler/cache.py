@@ -1,0 +1,84 @@
+"""A content-addressed store: bytes live under their sha256 and nowhere else.
+
+A file enters the store only after its hash is checked, via a temporary name in the
+same folder and one atomic rename, so a crash or a wrong byte never leaves a cache
+entry that lies. Anything already present is trusted by construction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import IntegrityError
+
+CHUNK = 1024 * 1024
+
+
+def default_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "wheelhouse-bundler"
+
+
+def sha256_file(path: Path) -> str:
+    """Streamed, so memory stays flat whatever the file's size."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class HashingWriter:
+    """Writes to a file while hashing, so the hash costs no second pass over the bytes."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self._fh.write(data)
+
+    def tell(self) -> int:
+        return self.size
+
+
+class Cache:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, sha256: str) -> Path:
+        return self.root / "sha256" / sha256[:2] / sha256
+
+    def get(self, sha256: str) -> Path | None:
+        p = self.path(sha256)
+        return p if p.is_file() else None
+
+    @contextmanager
+    def writer(self, sha256: str, label: str, resume_from: Path | None = None
+               ) -> Iterator[HashingWriter]:
+        """Yield a writer; on exit the bytes are committed only if their hash is `sha256`."""
+        final = self.path(sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".part-", dir=final.parent)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                out = HashingWriter(fh)
+                yield out
+                fh.flush()
+                os.fsync(fh.fileno())
+            got = out.digest.hexdigest()
+            if got != sha256:
+                raise IntegrityError(f"{label}: sha256 {got} does not match the lock's {sha256}")
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)

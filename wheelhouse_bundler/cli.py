@@ -1,0 +1,266 @@
+"""The command line: the one place that prints and turns errors into exit codes.
+
+Exit codes: 0 ok, 1 internal bug, 2 bad input or usage, 3 integrity failure,
+4 network or index, 5 install failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from . import __version__
+from .errors import BundlerError, UsageError
+
+app = typer.Typer(
+    name="wheelhouse-bundler",
+    help="Move a locked Python environment across an air gap, exactly and verifiably.\n\n"
+         "Build box: export, bundle.  Offline target: verify, install, inspect.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+LockArg = Annotated[Path, typer.Argument(
+    help="A lock file (poetry.lock, hashed requirements.txt) or a project folder holding one.")]
+BundleArg = Annotated[Path, typer.Argument(help="The bundle tarball (.tar or .tar.gz).")]
+TargetOpt = Annotated[list[str] | None, typer.Option(
+    "--target", "-t", help="Target spec, repeatable: host (default), cp311-manylinux_2_28_x86_64, "
+    "cp312-win_amd64, ...")]
+WithOpt = Annotated[list[str] | None, typer.Option(
+    "--with", help="Add an optional dependency group (repeatable).")]
+WithoutOpt = Annotated[list[str] | None, typer.Option(
+    "--without", help="Leave out a dependency group (repeatable).")]
+OnlyOpt = Annotated[list[str] | None, typer.Option(
+    "--only", help="Only these dependency groups (repeatable).")]
+ExtrasOpt = Annotated[list[str] | None, typer.Option(
+    "--extras", "-E", help="Include an extra (repeatable).")]
+AllExtrasOpt = Annotated[bool, typer.Option("--all-extras", help="Include every extra.")]
+FormatOpt = Annotated[str | None, typer.Option(
+    "--format", help="Lock format when the file name does not tell: poetry, requirements.")]
+IndexOpt = Annotated[str | None, typer.Option(
+    "--index-url", help="Default index (Simple API URL) for packages the lock does not pin "
+    "to a source. Default: pip's configuration, else pip's default (PyPI). No credentials "
+    "here: use netrc or WHEELHOUSE_BUNDLER_HTTP_BASIC_<SOURCE>_USERNAME/_PASSWORD.")]
+CacheOpt = Annotated[Path | None, typer.Option(
+    "--cache-dir", help="Content-addressed download cache. Default: "
+    "$XDG_CACHE_HOME/wheelhouse-bundler.")]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, max=128,
+                                      help="Files downloaded at once.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or info lines.")]
+
+
+class _Out:
+    """Human lines go to stderr so stdout stays clean for JSON and exported files."""
+
+    quiet = False
+
+    @classmethod
+    def info(cls, message: str) -> None:
+        if not cls.quiet:
+            typer.echo(message, err=True)
+
+
+def _emit_json(doc: Any) -> None:
+    typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+
+
+def _options(lock: Path, fmt: str | None, target: list[str] | None, with_: list[str] | None,
+             without: list[str] | None, only: list[str] | None, extras: list[str] | None,
+             all_extras: bool, index_url: str | None, cache_dir: Path | None = None,
+             jobs: int = 16):
+    from .pipeline import Options
+
+    return Options(lock=lock, fmt=fmt, targets=tuple(target or ()),
+                   with_groups=tuple(with_ or ()), without_groups=tuple(without or ()),
+                   only_groups=tuple(only or ()), extras=tuple(extras or ()),
+                   all_extras=all_extras, index_url=index_url, cache_dir=cache_dir, jobs=jobs)
+
+
+@app.command(epilog="Example: wheelhouse-bundler export poetry.lock --with dev -o requirements.txt")
+def export(
+    lock: LockArg,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="File to write (one target) or folder (one <target>.txt each). "
+        "Default: stdout.")] = None,
+    target: TargetOpt = None, with_: WithOpt = None, without: WithoutOpt = None,
+    only: OnlyOpt = None, extras: ExtrasOpt = None, all_extras: AllExtrasOpt = False,
+    fmt: FormatOpt = None, index_url: IndexOpt = None, quiet: QuietOpt = False,
+) -> None:
+    """Write pinned, hashed requirements for each target (markers evaluated)."""
+    from .bundle import atomic_output
+    from .pipeline import export as run_export
+
+    _Out.quiet = quiet
+    texts = run_export(_options(lock, fmt, target, with_, without, only, extras, all_extras,
+                                index_url))
+    if output is None:
+        if len(texts) > 1:
+            raise UsageError("several targets: give -o FOLDER to write one file per target")
+        typer.echo(next(iter(texts.values())), nl=False)
+        return
+    if len(texts) == 1 and not output.is_dir():
+        with atomic_output(output) as fh:
+            fh.write(next(iter(texts.values())).encode())
+        _Out.info(f"wrote {output}")
+        return
+    for name, text in texts.items():
+        with atomic_output(output / f"{name}.txt") as fh:
+            fh.write(text.encode())
+        _Out.info(f"wrote {output / f'{name}.txt'}")
+
+
+@app.command(epilog="Example: wheelhouse-bundler bundle poetry.lock -t cp311-manylinux_2_28_x86_64"
+             " -o app.tar")
+def bundle(
+    lock: LockArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The bundle to write: .tar "
+                                         "(fast, wheels are compressed) or .tar.gz.")],
+    target: TargetOpt = None, with_: WithOpt = None, without: WithoutOpt = None,
+    only: OnlyOpt = None, extras: ExtrasOpt = None, all_extras: AllExtrasOpt = False,
+    fmt: FormatOpt = None, index_url: IndexOpt = None, cache_dir: CacheOpt = None,
+    jobs: JobsOpt = 16, json_out: JsonOpt = False, quiet: QuietOpt = False,
+) -> None:
+    """Export, download every wheel (hash-checked) and pack one deterministic tarball."""
+    from tqdm import tqdm
+
+    from .pipeline import build
+
+    _Out.quiet = quiet
+    if not output.name.endswith((".tar", ".tar.gz", ".tgz")):
+        raise UsageError(f"{output}: the bundle name must end in .tar, .tar.gz or .tgz")
+    bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc="download", leave=False,
+               disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
+    try:
+        built = build(_options(lock, fmt, target, with_, without, only, extras, all_extras,
+                               index_url, cache_dir, jobs), output,
+                      progress=lambda n, _cached: bar.update(n))
+    finally:
+        bar.close()
+    f = built.fetch
+    speed = f.bytes / f.seconds / 1e6 if f.seconds else 0.0
+    if json_out:
+        _emit_json({"output": str(built.output), "sha256": built.sha256,
+                    "targets": [p.target.name for p in built.plans], "files": built.files,
+                    "bytes": built.size, "downloaded": f.downloaded, "from_cache": f.from_cache,
+                    "seconds": round(f.seconds, 3)})
+        return
+    _Out.info(f"fetched {f.files} files, {f.bytes / 1e6:.1f} MB ({f.from_cache} from cache) "
+              f"in {f.seconds:.2f}s, {speed:.1f} MB/s")
+    _Out.info(f"wrote {built.output} for {', '.join(p.target.name for p in built.plans)}: "
+              f"{built.files} wheels, sha256 {built.sha256}")
+
+
+@app.command(epilog="Example: wheelhouse-bundler verify app.tar")
+def verify(bundle: BundleArg, json_out: JsonOpt = False, quiet: QuietOpt = False) -> None:
+    """Check the tarball: sidecar, every member's size and sha256, safe names, nothing extra."""
+    from .verify import verify as run_verify
+
+    _Out.quiet = quiet
+    v = run_verify(bundle)
+    if json_out:
+        _emit_json({"bundle": str(bundle), "ok": True, "sha256": v.sha256, "sidecar": v.sidecar,
+                    "targets": [t.name for t in v.manifest.targets],
+                    "files": len(v.manifest.files), "bytes": v.size})
+        return
+    if v.sidecar == "missing":
+        _Out.info(f"warning: no {bundle.name}.sha256 beside the bundle; checked its contents only")
+    typer.echo(f"OK {bundle}: {len(v.manifest.files)} wheels, {v.size / 1e6:.1f} MB, targets "
+               f"{', '.join(t.name for t in v.manifest.targets)}")
+
+
+@app.command(epilog="Example: wheelhouse-bundler inspect app.tar --json")
+def inspect(bundle: BundleArg, json_out: JsonOpt = False) -> None:
+    """List the bundle's targets, packages, versions and sizes (after verifying it)."""
+    from .verify import verify as run_verify
+
+    v = run_verify(bundle)
+    m = v.manifest
+    if json_out:
+        _emit_json({
+            "bundle": str(bundle), "sha256": v.sha256, "tool_version": m.tool_version,
+            "lock": {"name": m.lock_name, "format": m.lock_format, "sha256": m.lock_sha256},
+            "groups": list(m.groups), "extras": list(m.extras),
+            "targets": [t.name for t in m.targets],
+            "packages": [{"name": f.name, "version": f.version, "filename": f.filename,
+                          "size": f.size, "sha256": f.sha256, "targets": list(f.targets),
+                          "yanked": f.yanked} for f in m.files]})
+        return
+    typer.echo(f"{bundle}  sha256 {v.sha256}")
+    typer.echo(f"lock     {m.lock_name} ({m.lock_format}) sha256 {m.lock_sha256}")
+    typer.echo(f"groups   {', '.join(m.groups) or '-'}   extras {', '.join(m.extras) or '-'}")
+    typer.echo(f"targets  {', '.join(t.name for t in m.targets)}")
+    width = max((len(f.name) for f in m.files), default=4)
+    for f in m.files:
+        flag = "  (yanked)" if f.yanked else ""
+        typer.echo(f"  {f.name:<{width}}  {f.version:<12} {f.size / 1e3:>9.1f} kB  "
+                   f"{f.filename}{flag}")
+    typer.echo(f"{len(m.files)} wheels, {v.size / 1e6:.1f} MB")
+
+
+@app.command(epilog="Example: wheelhouse-bundler install app.tar --venv /opt/app/venv")
+def install(
+    bundle: BundleArg,
+    venv: Annotated[Path, typer.Option("--venv", help="Where the venv appears: a symlink to a "
+                                       "fresh release under <venv>.releases/.")],
+    python: Annotated[str | None, typer.Option(
+        "--python", help="Interpreter for the venv. Default: the one running this tool.")] = None,
+    target: Annotated[str | None, typer.Option(
+        "--target", "-t", help="Bundle target to install. Default: the best fit for "
+        "the interpreter.")] = None,
+    json_out: JsonOpt = False, quiet: QuietOpt = False,
+) -> None:
+    """Verify, then install offline into a fresh venv and switch --venv to it atomically."""
+    from .install import install as run_install
+
+    _Out.quiet = quiet or json_out
+    done = run_install(bundle, venv, python=python, target=target, log=_Out.info)
+    if json_out:
+        _emit_json({"venv": str(done.venv), "release": str(done.release), "target": done.target,
+                    "packages": done.packages,
+                    "previous": str(done.previous) if done.previous else None,
+                    "seconds": round(done.seconds, 3)})
+        return
+    typer.echo(f"installed {done.packages} packages for {done.target} into {done.venv} "
+               f"in {done.seconds:.1f}s")
+
+
+@app.command("version")
+def version_cmd() -> None:
+    """Print the tool's version."""
+    typer.echo(__version__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, mapping every expected failure to one line and a code."""
+    try:
+        result = app(args=argv, standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except BundlerError as exc:
+        typer.echo(f"wheelhouse-bundler: {exc.kind}: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        typer.echo("wheelhouse-bundler: interrupted", err=True)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        typer.echo("wheelhouse-bundler: internal error (a bug): please report the trace above",
+                   err=True)
+        return 1
+
+
+def run() -> None:
+    sys.exit(main())

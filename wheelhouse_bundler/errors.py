@@ -1,0 +1,56 @@
+"""Typed failures, each carrying the exit code the CLI reports.
+
+Modules raise these; only `cli.py` turns them into a message and an exit status, so a
+user's mistake never surfaces as a traceback and scripts can branch on the code.
+"""
+
+from __future__ import annotations
+
+
+class BundlerError(Exception):
+    """Base of every failure we expect and explain; anything else is a bug (exit 1)."""
+
+    exit_code = 1
+    kind = "error"
+
+
+class UsageError(BundlerError):
+    """Bad input or usage: a malformed lock, an unknown target, a missing file (exit 2)."""
+
+    exit_code = 2
+    kind = "error"
+
+
+class LockError(UsageError):
+    """A lock file that cannot be read exactly as written."""
+
+    def __init__(self, path: object, message: str, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line else f"{path}"
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.line = line
+
+
+class SelectionError(UsageError):
+    """The lock cannot be satisfied for a target (no usable wheel, wrong Python)."""
+
+
+class IntegrityError(BundlerError):
+    """Bytes that are not what the lock or the manifest says they are (exit 3)."""
+
+    exit_code = 3
+    kind = "integrity error"
+
+
+class NetworkError(BundlerError):
+    """An index or file that could not be reached or read (exit 4)."""
+
+    exit_code = 4
+    kind = "network error"
+
+
+class InstallError(BundlerError):
+    """The offline install on the target failed; the old environment is untouched (exit 5)."""
+
+    exit_code = 5
+    kind = "install error"

@@ -1,0 +1,143 @@
+"""Hashed requirements files, as `pip-compile --generate-hashes` or `pip lock` write them.
+
+Every line must pin one version (`name==version`) and carry its `--hash` options: the
+hashes are the lock. File names are not recorded here, so each file is known only by
+hash until the index names it. An `--index-url` line names the source; anything pip
+would have to build or resolve is refused, naming its line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from ..errors import LockError
+from ..model import ALWAYS, Condition, Lock, LockedFile, LockedPackage, Source
+from . import read_bytes
+
+_IGNORED_OPTIONS = ("--no-binary", "--only-binary", "--prefer-binary", "--trusted-host",
+                    "--pre", "--find-links", "-f")
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """Join backslash continuations and drop comments, keeping the first line number."""
+    out: list[tuple[int, str]] = []
+    buf: list[str] = []
+    start = 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw
+        if line.lstrip().startswith("#"):
+            line = ""
+        elif " #" in line or "\t#" in line:
+            line = line[: min(i for i in (line.find(" #"), line.find("\t#")) if i >= 0)]
+        if not buf:
+            start = number
+        if line.rstrip().endswith("\\"):
+            buf.append(line.rstrip()[:-1])
+            continue
+        buf.append(line)
+        joined = " ".join(part.strip() for part in buf).strip()
+        buf = []
+        if joined:
+            out.append((start, joined))
+    if buf:
+        joined = " ".join(part.strip() for part in buf).strip()
+        if joined:
+            out.append((start, joined))
+    return out
+
+
+def _split_options(line: str) -> tuple[str, list[str]]:
+    """`req ; marker --hash=a --hash b` -> ("req ; marker", ["--hash=a", "--hash=b"])."""
+    tokens = line.split()
+    req: list[str] = []
+    opts: list[str] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.startswith("-"):
+            if "=" not in tok and i + 1 < len(tokens) and not tokens[i + 1].startswith("-"):
+                opts.append(f"{tok}={tokens[i + 1]}")
+                i += 2
+                continue
+            opts.append(tok)
+        elif opts:
+            opts[-1] += " " + tok
+        else:
+            req.append(tok)
+        i += 1
+    return " ".join(req), opts
+
+
+def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
+    data, digest = read_bytes(path)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LockError(path, "not UTF-8 text") from exc
+    sources: list[Source] = []
+    packages: dict[str, LockedPackage] = {}
+    for number, line in _logical_lines(text):
+        spec, opts = _split_options(line)
+        if not spec:
+            for opt in opts:
+                key, _, value = opt.partition("=")
+                if key in ("--index-url", "-i"):
+                    sources.insert(0, Source("requirements-index", value.strip()))
+                elif key == "--extra-index-url":
+                    raise LockError(path, "--extra-index-url is ambiguous in a lock: give one "
+                                    "--index-url (files are found by hash)", number)
+                elif key in ("-r", "--requirement", "-c", "--constraint", "-e", "--editable"):
+                    raise LockError(path, f"{key} is not supported in a lock; inline it", number)
+                elif not key.startswith(_IGNORED_OPTIONS):
+                    raise LockError(path, f"unsupported option {key}", number)
+            continue
+        if spec.startswith(("-e", "--editable")):
+            raise LockError(path, "editable requirements cannot be bundled", number)
+        try:
+            req = Requirement(spec)
+        except InvalidRequirement as exc:
+            raise LockError(path, f"not a requirement: {spec!r} ({exc})", number) from exc
+        if req.url:
+            raise LockError(path, f"{req.name}: direct URL requirements are not supported",
+                            number)
+        pins = [s for s in req.specifier if s.operator in ("==", "===")]
+        if len(pins) != 1 or "*" in pins[0].version:
+            raise LockError(path, f"{req.name} is not pinned to one version (need name==X)",
+                            number)
+        try:
+            version = Version(pins[0].version)
+        except InvalidVersion as exc:
+            raise LockError(path, f"{req.name}: invalid version {pins[0].version!r}",
+                            number) from exc
+        hashes = []
+        for opt in opts:
+            key, _, value = opt.partition("=")
+            if key != "--hash":
+                raise LockError(path, f"{req.name}: unsupported option {key}", number)
+            algo, _, hexdigest = value.partition(":")
+            if algo != "sha256" or len(hexdigest) != 64:
+                raise LockError(path, f"{req.name}: only sha256 hashes are accepted", number)
+            hashes.append(hexdigest.lower())
+        if not hashes and not allow_unhashed:
+            raise LockError(path, f"{req.name}=={version} has no --hash (hashes are the lock)",
+                            number)
+        name = canonicalize_name(req.name)
+        if name in packages:
+            raise LockError(path, f"{name} is listed twice", number)
+        when = (Condition(marker=req.marker),) if req.marker else ALWAYS
+        packages[name] = LockedPackage(
+            name=name,
+            version=version,
+            files=tuple(LockedFile(sha256=h) for h in dict.fromkeys(hashes)),
+            when=when,
+        )
+    source = sources[0] if sources else default
+    pkgs = tuple(
+        LockedPackage(p.name, p.version, p.files, p.when, p.requires_python, source)
+        for p in sorted(packages.values(), key=lambda p: p.name)
+    )
+    return Lock(path=path, format="requirements", sha256=digest, packages=pkgs)

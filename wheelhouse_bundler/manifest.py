@@ -1,0 +1,147 @@
+"""The bundle's own description: manifest.json, SHA256SUMS and per-target install files.
+
+Everything here is a pure function of the plans and the fetched files, rendered with
+sorted keys and no clock, so the same inputs always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+
+import tomli_w
+from packaging.pylock import Package, PackageWheel, Pylock
+from packaging.version import Version
+
+from . import __version__
+from .errors import IntegrityError
+from .export import render
+from .model import Lock, Manifest, ManifestFile, ManifestTarget, Plan
+from .sources import strip_credentials
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SUMS = "SHA256SUMS"
+
+
+def wheel_path(filename: str) -> str:
+    return f"wheels/{filename}"
+
+
+def requirements_path(target: str) -> str:
+    return f"targets/{target}/requirements.txt"
+
+
+def pylock_path(target: str) -> str:
+    return f"targets/{target}/pylock.toml"
+
+
+def build(lock: Lock, plans: list[Plan], sizes: Mapping[str, int], groups: Iterable[str],
+          extras: Iterable[str]) -> Manifest:
+    """One entry per distinct file, naming every target it serves."""
+    entries: dict[str, dict] = {}
+    for plan in plans:
+        for pick in plan.picks:
+            f = pick.file
+            assert f.filename is not None and f.url is not None
+            entry = entries.setdefault(f.sha256, {
+                "filename": f.filename, "sha256": f.sha256, "size": sizes[f.sha256],
+                "name": str(pick.package.name), "version": str(pick.package.version),
+                "origin": strip_credentials(f.url), "targets": set(), "yanked": f.yanked,
+            })
+            entry["targets"].add(plan.target.name)
+    files = tuple(
+        ManifestFile(**{**e, "targets": tuple(sorted(e["targets"]))})
+        for e in sorted(entries.values(), key=lambda e: (e["filename"], e["sha256"])))
+    return Manifest(
+        format_version=FORMAT_VERSION, tool_version=__version__, lock_name=lock.path.name,
+        lock_format=lock.format, lock_sha256=lock.sha256, groups=tuple(sorted(groups)),
+        extras=tuple(sorted(extras)),
+        targets=tuple(ManifestTarget(p.target.name, dict(sorted(p.target.environment.items())))
+                      for p in sorted(plans, key=lambda p: p.target.name)),
+        files=files)
+
+
+def to_json(manifest: Manifest) -> bytes:
+    doc = {
+        "format_version": manifest.format_version,
+        "tool": {"name": "wheelhouse-bundler", "version": manifest.tool_version},
+        "lock": {"name": manifest.lock_name, "format": manifest.lock_format,
+                 "sha256": manifest.lock_sha256},
+        "groups": list(manifest.groups),
+        "extras": list(manifest.extras),
+        "targets": [{"name": t.name, "requirements": requirements_path(t.name),
+                     "pylock": pylock_path(t.name), "environment": dict(t.environment)}
+                    for t in manifest.targets],
+        "files": [{"filename": f.filename, "path": wheel_path(f.filename), "sha256": f.sha256,
+                   "size": f.size, "name": f.name, "version": f.version, "origin": f.origin,
+                   "targets": list(f.targets), "yanked": f.yanked} for f in manifest.files],
+    }
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
+def from_json(data: bytes) -> Manifest:
+    """Read a manifest, refusing formats this version does not know."""
+    try:
+        doc = json.loads(data)
+        version = doc.get("format_version")
+        if version != FORMAT_VERSION:
+            raise IntegrityError(f"{MANIFEST}: unknown format version {version!r} "
+                                 f"(this tool reads {FORMAT_VERSION})")
+        return Manifest(
+            format_version=version,
+            tool_version=str(doc["tool"]["version"]),
+            lock_name=str(doc["lock"]["name"]), lock_format=str(doc["lock"]["format"]),
+            lock_sha256=str(doc["lock"]["sha256"]),
+            groups=tuple(doc.get("groups", ())), extras=tuple(doc.get("extras", ())),
+            targets=tuple(ManifestTarget(str(t["name"]), dict(t["environment"]))
+                          for t in doc["targets"]),
+            files=tuple(ManifestFile(
+                filename=str(f["filename"]), sha256=str(f["sha256"]), size=int(f["size"]),
+                name=str(f["name"]), version=str(f["version"]), origin=str(f["origin"]),
+                targets=tuple(f["targets"]), yanked=bool(f.get("yanked", False)))
+                for f in doc["files"]))
+    except IntegrityError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise IntegrityError(f"{MANIFEST}: malformed ({type(exc).__name__}: {exc})") from exc
+
+
+def render_sums(hashes: Mapping[str, str]) -> bytes:
+    """`sha256sum -c` format, paths relative to the bundle's top folder."""
+    return "".join(f"{hashes[p]}  {p}\n" for p in sorted(hashes)).encode()
+
+
+def parse_sums(data: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
+    try:
+        for number, line in enumerate(data.decode("utf-8").splitlines(), 1):
+            digest, sep, path = line.partition("  ")
+            if not sep or len(digest) != 64 or path in out:
+                raise ValueError(f"line {number}")
+            out[path] = digest
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise IntegrityError(f"{SUMS}: malformed ({exc})") from exc
+    return out
+
+
+def requirements_for(plan: Plan, manifest: Manifest) -> bytes:
+    header = (f"Installs {manifest.lock_name} on {plan.target.name}, offline:\n"
+              f"  pip install --no-index --no-deps --require-hashes --find-links ../../wheels "
+              f"-r requirements.txt")
+    return render(((p.package, [p.file]) for p in plan.picks), header=header).encode()
+
+
+def pylock_for(plan: Plan) -> bytes:
+    """PEP 751 for this target alone, pointing at the bundle's wheels by relative path."""
+    lock = Pylock(
+        lock_version=Version("1.0"),
+        created_by="wheelhouse-bundler",
+        packages=[
+            Package(name=p.package.name, version=p.package.version, wheels=[
+                PackageWheel(name=p.file.filename, path=f"../../{wheel_path(p.file.filename)}",
+                             hashes={"sha256": p.file.sha256})])
+            for p in plan.picks if p.file.filename
+        ],
+    )
+    return tomli_w.dumps(lock.to_dict()).encode()

@@ -1,0 +1,157 @@
+"""Plain data that flows between the stages: locks, targets, picks and the manifest.
+
+The shape follows PEP 751 (packages with markers, files named and hashed, an index per
+package) but allows what other lock formats leave out: a file may lack its URL (poetry,
+Pipfile) or even its name (hashed requirements list only hashes); the index fills those
+in later. Markers are in the PEP 751 lock-file dialect, so `extras` and
+`dependency_groups` select packages the same way for every format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.markers import Marker
+from packaging.specifiers import SpecifierSet
+from packaging.tags import Tag
+from packaging.utils import NormalizedName, parse_wheel_filename
+from packaging.version import Version
+
+
+@dataclass(frozen=True)
+class Source:
+    """A package index, by its Simple API base URL; `name` is how the lock refers to it."""
+
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class LockedFile:
+    """One distribution file the lock allows, identified by its sha256."""
+
+    sha256: str
+    filename: str | None = None
+    url: str | None = None
+    size: int | None = None
+    yanked: bool = False
+
+    @property
+    def is_wheel(self) -> bool:
+        return bool(self.filename and self.filename.endswith(".whl"))
+
+    def tags(self) -> frozenset[Tag]:
+        """The wheel's compatibility tags; empty for anything that is not a wheel."""
+        if not self.is_wheel:
+            return frozenset()
+        assert self.filename is not None
+        return parse_wheel_filename(self.filename)[3]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One way a package gets installed: a selected group (None: any) and a marker.
+
+    Markers are evaluated with the target's environment plus `extra` (each requested
+    extra in turn, as pip does for requirements) and the PEP 751 sets `extras` and
+    `dependency_groups`, so every lock format's notion of "when" fits one rule.
+    """
+
+    group: str | None = None
+    marker: Marker | None = None
+
+
+ALWAYS = (Condition(),)
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    """One pinned distribution; `source` is the only index it may come from."""
+
+    name: NormalizedName
+    version: Version
+    files: tuple[LockedFile, ...]
+    when: tuple[Condition, ...] = ALWAYS
+    requires_python: SpecifierSet | None = None
+    source: Source | None = None
+
+
+@dataclass(frozen=True)
+class Lock:
+    """A parsed lock: what to install, never how to resolve it again."""
+
+    path: Path
+    format: str
+    sha256: str
+    packages: tuple[LockedPackage, ...]
+    default_groups: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    extras: frozenset[str] = frozenset()
+    requires_python: SpecifierSet | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A Python x platform to install on: tags in pip's priority order plus markers."""
+
+    name: str
+    tags: tuple[Tag, ...]
+    environment: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Pick:
+    """The one file chosen for a package on a target."""
+
+    package: LockedPackage
+    file: LockedFile
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything one target installs, in a stable order (by package name)."""
+
+    target: Target
+    picks: tuple[Pick, ...]
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    """A file in the bundle as the manifest records it."""
+
+    filename: str
+    sha256: str
+    size: int
+    name: str
+    version: str
+    origin: str
+    targets: tuple[str, ...]
+    yanked: bool = False
+
+
+@dataclass(frozen=True)
+class ManifestTarget:
+    """A target as the bundle records it; its wheels are the files that list its name."""
+
+    name: str
+    environment: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The bundle's table of contents: every wheel in it is named here by hash."""
+
+    format_version: int
+    tool_version: str
+    lock_name: str
+    lock_format: str
+    lock_sha256: str
+    groups: tuple[str, ...]
+    extras: tuple[str, ...]
+    targets: tuple[ManifestTarget, ...]
+    files: tuple[ManifestFile, ...]
+
+    def files_for(self, target: str) -> list[ManifestFile]:
+        return [f for f in self.files if target in f.targets]

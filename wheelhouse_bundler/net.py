@@ -1,0 +1,109 @@
+"""One HTTP policy for index pages and files: auth per source, retries, clear errors.
+
+httpx does the transfer; this module decides what to retry (connection faults, timeouts,
+5xx, 429 with Retry-After), which credentials a request may carry (its source's, on its
+source's host only) and how a failure reads: the URL redacted, the source named.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import ssl
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from .errors import NetworkError
+from .model import Source
+from .sources import credentials_for, redact
+
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+ATTEMPTS = 4
+USER_AGENT = "wheelhouse-bundler"
+
+
+def make_client(jobs: int = 16, cert: str | None = None, timeout: float = 30.0
+                ) -> httpx.Client:
+    """A pooled client sized for `jobs` parallel transfers; proxies/CA from the env."""
+    cafile = cert or os.environ.get("PIP_CERT")
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=cafile) if cafile else True
+    return httpx.Client(
+        http2=False,
+        verify=verify,
+        trust_env=True,
+        follow_redirects=True,
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+        limits=httpx.Limits(max_connections=jobs, max_keepalive_connections=jobs),
+        headers={"User-Agent": USER_AGENT},
+    )
+
+
+def _auth(source: Source | None, url: str) -> httpx.BasicAuth | None:
+    if source is None:
+        return None
+    creds = credentials_for(source, url)
+    return httpx.BasicAuth(*creds) if creds else None
+
+
+def _delay(attempt: int, response: httpx.Response | None) -> float:
+    if response is not None and (after := response.headers.get("Retry-After")):
+        try:
+            return min(float(after), 30.0)
+        except ValueError:
+            pass
+    return min(0.25 * 2 ** attempt, 4.0) * (0.5 + random.random())
+
+
+def check_status(response: httpx.Response, source: Source | None, what: str) -> None:
+    """Turn a final non-2xx answer into a NetworkError that names source, not secret."""
+    if response.is_success:
+        return
+    where = f"source {source.name!r} ({redact(source.url)})" if source else "the server"
+    code = response.status_code
+    if code in (401, 403):
+        raise NetworkError(f"{what}: {code} {response.reason_phrase} from {where}; "
+                           "check the credentials configured for it")
+    raise NetworkError(f"{what}: HTTP {code} {response.reason_phrase} from "
+                       f"{redact(str(response.url))}")
+
+
+@contextmanager
+def stream(client: httpx.Client, url: str, source: Source | None,
+           headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
+    """GET with retries until a response that is not worth retrying; yields it open.
+
+    The caller reads the body; faults while reading are the caller's to retry because
+    only it knows how much it already has.
+    """
+    last: Exception | None = None
+    for attempt in range(ATTEMPTS):
+        response: httpx.Response | None = None
+        try:
+            request = client.build_request("GET", url, headers=headers)
+            response = client.send(request, stream=True, auth=_auth(source, url))
+        except httpx.TransportError as exc:
+            last = exc
+        else:
+            if response.status_code not in RETRY_STATUS or attempt == ATTEMPTS - 1:
+                try:
+                    yield response
+                finally:
+                    response.close()
+                return
+            response.close()
+        time.sleep(_delay(attempt, response))
+    raise NetworkError(f"{redact(url)}: {describe(last)} (after {ATTEMPTS} attempts)")
+
+
+def describe(exc: Exception | None) -> str:
+    """A short human reason for a transport failure, free of any URL credentials."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.ConnectError):
+        return "cannot connect"
+    if exc is None:
+        return "failed"
+    return type(exc).__name__

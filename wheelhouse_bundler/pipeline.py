@@ -1,0 +1,157 @@
+"""The stages strung together: lock -> plans -> located files -> cache -> bundle.
+
+Each function here only sequences the pure stages and the I/O edges; it neither prints
+nor decides policy, so the CLI and the tests drive the same path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+
+from . import bundle, locks, manifest, select
+from . import targets as targets_mod
+from .cache import Cache, default_root
+from .export import render
+from .fetch import FetchSummary, Progress, fetch_all
+from .index import Index
+from .model import Lock, LockedFile, LockedPackage, Pick, Plan, Source
+from .net import make_client
+from .sources import check_not_in_argv, default_source
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the user asked for, in plain values (the CLI fills it from flags)."""
+
+    lock: Path
+    fmt: str | None = None
+    targets: tuple[str, ...] = ()
+    with_groups: tuple[str, ...] = ()
+    without_groups: tuple[str, ...] = ()
+    only_groups: tuple[str, ...] = ()
+    extras: tuple[str, ...] = ()
+    all_extras: bool = False
+    index_url: str | None = None
+    cache_dir: Path | None = None
+    jobs: int = 16
+
+
+@dataclass(frozen=True)
+class Prepared:
+    lock: Lock
+    plans: list[Plan]
+    groups: frozenset[str]
+    extras: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Built:
+    output: Path
+    sha256: str
+    plans: list[Plan]
+    files: int
+    size: int
+    fetch: FetchSummary
+
+
+def _locate(index: Index, packages: Iterable[LockedPackage], jobs: int, only_names: bool
+            ) -> dict[str, LockedPackage]:
+    todo = list(packages)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        done = pool.map(lambda p: index.locate(p, p.source or _no_source(p), only_names), todo)
+        return {p.name: p for p in done}
+
+
+def _no_source(package: LockedPackage) -> Source:
+    raise AssertionError(f"{package.name} has no source")  # readers always set one
+
+
+def prepare(opts: Options, client: httpx.Client) -> Prepared:
+    """Read the lock and choose each target's wheels (asking the index only for names
+    that a hash-only lock leaves out)."""
+    if opts.index_url:
+        check_not_in_argv(opts.index_url, "--index-url")
+    lock = locks.load(opts.lock, fmt=opts.fmt, default=default_source(opts.index_url))
+    unnamed = [p for p in lock.packages if any(f.filename is None for f in p.files)]
+    if unnamed:
+        named = _locate(Index(client), unnamed, opts.jobs, only_names=True)
+        lock = replace(lock, packages=tuple(named.get(p.name, p) for p in lock.packages))
+    groups = select.choose_groups(lock, with_=opts.with_groups, without=opts.without_groups,
+                                  only=opts.only_groups)
+    extras = select.choose_extras(lock, opts.extras, opts.all_extras)
+    plans = select.plan(lock, targets_mod.resolve(list(opts.targets)), groups, extras)
+    return Prepared(lock, plans, groups, extras)
+
+
+def locate_picks(prepared: Prepared, index: Index, jobs: int) -> list[Plan]:
+    """Plans whose every picked file has a URL (from the lock, else the package's index)."""
+    packages = {p.package.name: p.package for plan in prepared.plans for p in plan.picks}
+    unlocated = {pick.package.name for plan in prepared.plans for pick in plan.picks
+                 if pick.file.url is None}
+    needs = [packages[name] for name in sorted(unlocated)]
+    located = _locate(index, needs, jobs, only_names=False)
+
+    def fill(pick: Pick) -> Pick:
+        pkg = located.get(pick.package.name)
+        if pkg is None:
+            return pick
+        file = next(f for f in pkg.files if f.sha256 == pick.file.sha256)
+        return Pick(pkg, file)
+
+    return [Plan(plan.target, tuple(fill(p) for p in plan.picks)) for plan in prepared.plans]
+
+
+def build(opts: Options, output: Path, progress: Progress | None = None) -> Built:
+    """The whole build-box side: lock to a verified-by-construction bundle at `output`."""
+    cache = Cache(opts.cache_dir or default_root())
+    with make_client(opts.jobs) as client:
+        prepared = prepare(opts, client)
+        index = Index(client)
+        plans = locate_picks(prepared, index, opts.jobs)
+        items: list[tuple[LockedFile, Source | None]] = [
+            (pick.file, pick.package.source) for plan in plans for pick in plan.picks]
+        fetched, summary = fetch_all(client, cache, items, opts.jobs, progress)
+    sizes = {sha: f.size for sha, f in fetched.items()}
+    man = manifest.build(prepared.lock, plans, sizes, prepared.groups, prepared.extras)
+    members = bundle_members(man, plans, {sha: f.path for sha, f in fetched.items()})
+    digest = bundle.write(output, members)
+    return Built(output, digest, plans, len(man.files), sum(sizes.values()), summary)
+
+
+def bundle_members(man: manifest.Manifest, plans: list[Plan], paths: dict[str, Path]
+                   ) -> list[bundle.Member]:
+    """Members in the bundle's fixed order: manifest, sums, target files, wheels."""
+    meta = manifest.to_json(man)
+    target_files: dict[str, bytes] = {}
+    for plan in sorted(plans, key=lambda p: p.target.name):
+        target_files[manifest.requirements_path(plan.target.name)] = \
+            manifest.requirements_for(plan, man)
+        target_files[manifest.pylock_path(plan.target.name)] = manifest.pylock_for(plan)
+    hashes = {manifest.MANIFEST: hashlib.sha256(meta).hexdigest()}
+    hashes.update({p: hashlib.sha256(d).hexdigest() for p, d in target_files.items()})
+    hashes.update({manifest.wheel_path(f.filename): f.sha256 for f in man.files})
+    members = [bundle.Member(manifest.MANIFEST, data=meta),
+               bundle.Member(manifest.SUMS, data=manifest.render_sums(hashes))]
+    members += [bundle.Member(p, data=d) for p, d in sorted(target_files.items())]
+    members += [bundle.Member(manifest.wheel_path(f.filename), source=paths[f.sha256])
+                for f in man.files]
+    return members
+
+
+def export(opts: Options) -> dict[str, str]:
+    """Requirements text per target name, every usable wheel's hash on each line."""
+    with make_client(opts.jobs) as client:
+        prepared = prepare(opts, client)
+    out = {}
+    for plan in prepared.plans:
+        entries = [(p.package, select.ranked_wheels(p.package, plan.target)) for p in plan.picks]
+        header = (f"Exported by wheelhouse-bundler from {prepared.lock.path.name} for "
+                  f"{plan.target.name}")
+        out[plan.target.name] = render(entries, header=header)
+    return out

@@ -1,0 +1,115 @@
+"""Which packages a target needs, and the one wheel each of them gets there.
+
+Pure functions over the model: markers decide what a target needs, the target's tag
+priority decides which file. Every gap is collected before failing, so the user sees the
+whole table of (package, version, target) without a usable wheel at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from .errors import SelectionError, UsageError
+from .model import Lock, LockedFile, LockedPackage, Pick, Plan, Target
+
+
+def choose_groups(lock: Lock, *, with_: Iterable[str] = (), without: Iterable[str] = (),
+                  only: Iterable[str] = ()) -> frozenset[str]:
+    """Poetry's group rules: the lock's default groups, plus --with, minus --without;
+    --only replaces them all. Unknown names are refused rather than silently ignored."""
+    with_, without, only = set(with_), set(without), set(only)
+    unknown = (with_ | without | only) - lock.groups
+    if unknown and lock.groups:
+        raise UsageError(f"unknown group(s) {', '.join(sorted(unknown))} in {lock.path.name} "
+                         f"(known: {', '.join(sorted(lock.groups))})")
+    if unknown:
+        raise UsageError(f"{lock.path.name} has no dependency groups; cannot select "
+                         f"{', '.join(sorted(unknown))}")
+    if only:
+        return frozenset(only)
+    return frozenset((lock.default_groups | with_) - without)
+
+
+def choose_extras(lock: Lock, extras: Iterable[str] = (), all_extras: bool = False
+                  ) -> frozenset[str]:
+    if all_extras:
+        return lock.extras
+    wanted = {canonicalize_name(e) for e in extras}
+    unknown = wanted - lock.extras
+    if unknown:
+        known = ", ".join(sorted(lock.extras)) or "none"
+        raise UsageError(f"unknown extra(s) {', '.join(sorted(unknown))} in "
+                         f"{lock.path.name} (known: {known})")
+    return frozenset(wanted)
+
+
+def applies(package: LockedPackage, target: Target, groups: Collection[str],
+            extras: Collection[str]) -> bool:
+    """True when any of the package's conditions holds on the target."""
+    base = dict(target.environment)
+    sets = {"extras": frozenset(extras), "dependency_groups": frozenset(groups)}
+    for cond in package.when:
+        if cond.group is not None and cond.group not in groups:
+            continue
+        if cond.marker is None:
+            return True
+        for extra in sorted(extras) or [""]:
+            env = {**base, **sets, "extra": extra}
+            if cond.marker.evaluate(env, context="lock_file"):  # type: ignore[arg-type]
+                return True
+    return False
+
+
+def needed(lock: Lock, target: Target, groups: Collection[str],
+           extras: Collection[str]) -> list[LockedPackage]:
+    return [p for p in lock.packages if applies(p, target, groups, extras)]
+
+
+def ranked_wheels(package: LockedPackage, target: Target) -> list[LockedFile]:
+    """The package's wheels that install on the target, best first (pip's order)."""
+    rank = {tag: i for i, tag in enumerate(target.tags)}
+    scored = []
+    for f in package.files:
+        if not f.is_wheel:
+            continue
+        best = min((rank[t] for t in f.tags() if t in rank), default=None)
+        if best is not None:
+            scored.append((best, f.filename or "", f))
+    return [f for _, _, f in sorted(scored, key=lambda s: (s[0], s[1]))]
+
+
+def _python_ok(package: LockedPackage, target: Target) -> bool:
+    if package.requires_python is None:
+        return True
+    full = Version(target.environment["python_full_version"])
+    return package.requires_python.contains(full, prereleases=True)
+
+
+def plan(lock: Lock, targets: list[Target], groups: Collection[str],
+         extras: Collection[str]) -> list[Plan]:
+    """One plan per target, or a SelectionError listing every package that cannot be met."""
+    plans: list[Plan] = []
+    gaps: list[str] = []
+    for target in targets:
+        picks: list[Pick] = []
+        for package in needed(lock, target, groups, extras):
+            if not _python_ok(package, target):
+                gaps.append(f"  {package.name}=={package.version} on {target.name}: needs "
+                            f"Python {package.requires_python}")
+                continue
+            wheels = ranked_wheels(package, target)
+            if wheels:
+                picks.append(Pick(package, wheels[0]))
+                continue
+            names = sorted(f.filename or f"sha256:{f.sha256[:12]}…" for f in package.files)
+            gaps.append(f"  {package.name}=={package.version} on {target.name}: no wheel for "
+                        f"this target; the lock has: {', '.join(names) or 'no files'}")
+        plans.append(Plan(target, tuple(sorted(picks, key=lambda p: p.package.name))))
+    if gaps:
+        raise SelectionError(
+            f"{len(gaps)} package(s) have no usable wheel in {lock.path.name}:\n"
+            + "\n".join(gaps))
+    return plans
