@@ -78,7 +78,8 @@ def _expand_platform(platform: str, spec: str) -> Iterator[str]:
     if platform in _WINDOWS:
         yield platform
         return
-    raise UsageError(f"target {spec!r}: unknown platform {platform!r} (examples: {EXAMPLES})")
+    raise UsageError(f"unknown target {spec!r}: unknown platform {platform!r} "
+                     f"(examples: {EXAMPLES})")
 
 
 def _environment(version: tuple[int, int], platform: str) -> dict[str, str]:

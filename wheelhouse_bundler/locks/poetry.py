@@ -35,8 +35,10 @@ def _toml(path: Path, data: bytes) -> dict[str, Any]:
         raise LockError(path, "not UTF-8 text") from exc
     except tomllib.TOMLDecodeError as exc:
         match = _LINE.search(str(exc))
-        raise LockError(path, f"invalid TOML: {exc}",
-                        int(match[1]) if match else None) from exc
+        line = int(match[1]) if match else None
+        if line is None and "end of document" in str(exc):
+            line = data.count(b"\n") + 1
+        raise LockError(path, f"invalid TOML: {exc}", line) from exc
 
 
 def _pyproject(lock_path: Path) -> dict[str, Any]:

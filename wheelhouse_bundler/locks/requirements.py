@@ -90,13 +90,13 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
                 elif key == "--extra-index-url":
                     raise LockError(path, "--extra-index-url is ambiguous in a lock: give one "
                                     "--index-url (files are found by hash)", number)
-                elif key in ("-r", "--requirement", "-c", "--constraint", "-e", "--editable"):
+                elif key in ("-e", "--editable"):
+                    raise LockError(path, "editable requirements cannot be bundled", number)
+                elif key in ("-r", "--requirement", "-c", "--constraint"):
                     raise LockError(path, f"{key} is not supported in a lock; inline it", number)
                 elif not key.startswith(_IGNORED_OPTIONS):
                     raise LockError(path, f"unsupported option {key}", number)
             continue
-        if spec.startswith(("-e", "--editable")):
-            raise LockError(path, "editable requirements cannot be bundled", number)
         try:
             req = Requirement(spec)
         except InvalidRequirement as exc:

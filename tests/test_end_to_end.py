@@ -1,0 +1,263 @@
+"""Lock -> bundle -> verify -> offline install, with a real index, real pip, real venvs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from tests.locktext import Pin, hashed_requirements, poetry_lock, pyproject
+from tests.wheelfactory import build_wheel
+
+from wheelhouse_bundler.cli import main
+
+HAS_UNSHARE = shutil.which("unshare") is not None and subprocess.run(
+    ["unshare", "-n", "true"], capture_output=True, check=False).returncode == 0
+
+
+def cli(*args: str) -> int:
+    return main([str(a) for a in args])
+
+
+def cli_offline(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The CLI as an operator runs it on the target: a separate process with no network."""
+    prefix = ["unshare", "-n"] if HAS_UNSHARE else []
+    return subprocess.run([*prefix, sys.executable, "-m", "wheelhouse_bundler", *map(str, args)],
+                          capture_output=True, text=True, env=env, check=False)
+
+
+@pytest.fixture
+def project(tmp_path: Path, index_server, wheel_factory, clean_environ):
+    """A poetry project whose lock names wheels published on the test index."""
+    alpha = wheel_factory("alpha", "1.0")
+    beta = wheel_factory("beta", "2.0", requires=["alpha"])
+    winonly = wheel_factory("winonly", "1.0")
+    devtool = wheel_factory("devtool", "3.0")
+    yamlish = wheel_factory("yamlish", "4.0")
+    for w in (alpha, beta, winonly, devtool, yamlish):
+        index_server.add(w)
+    pins = [
+        Pin("alpha", "1.0", [alpha]),
+        Pin("beta", "2.0", [beta]),
+        Pin("winonly", "1.0", [winonly], markers='sys_platform == "win32"'),
+        Pin("devtool", "3.0", [devtool], groups=["dev"]),
+        Pin("yamlish", "4.0", [yamlish], optional=True, markers='extra == "yaml"'),
+    ]
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(pyproject())
+    (root / "poetry.lock").write_text(poetry_lock(pins, extras={"yaml": ["yamlish"]}))
+    return root, pins
+
+
+def installed(venv: Path) -> dict[str, str]:
+    out = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=json"],
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "PIP_CONFIG_FILE": os.devnull}).stdout
+    return {p["name"]: p["version"] for p in json.loads(out)
+            if p["name"] not in ("pip", "setuptools", "wheel")}
+
+
+def test_poetry_lock_bundles_verifies_and_installs_offline(project, index_server, tmp_path,
+                                                            capsys) -> None:
+    root, _ = project
+    out = tmp_path / "app.tar"
+    assert cli("bundle", root / "poetry.lock", "-o", out, "--index-url", index_server.url,
+               "--cache-dir", tmp_path / "cache", "--json") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["files"] == 2 and summary["downloaded"] == 2
+    assert (tmp_path / "app.tar.sha256").read_text().split()[0] == summary["sha256"]
+
+    assert cli("inspect", out, "--json") == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert {(p["name"], p["version"]) for p in listing["packages"]} == {("alpha", "1.0"),
+                                                                         ("beta", "2.0")}
+    assert listing["lock"]["name"] == "poetry.lock" and listing["groups"] == ["main"]
+
+    index_server.stop()  # the target has no index; the namespace has no network either
+    venv = tmp_path / "target" / "venv"
+    verified = cli_offline("verify", out)
+    assert verified.returncode == 0, verified.stderr
+    done = cli_offline("install", out, "--venv", venv, "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert venv.is_symlink() and Path(result["release"]).parent == venv.parent / "venv.releases"
+    assert installed(venv) == {"alpha": "1.0", "beta": "2.0"}
+    code = "import alpha, beta; print(alpha.__version__, beta.__version__)"
+    ran = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True,
+                         text=True, check=True)
+    assert ran.stdout.split() == ["1.0", "2.0"]
+
+
+def test_groups_and_extras_choose_what_is_bundled(project, index_server, tmp_path,
+                                                  capsys) -> None:
+    root, _ = project
+    out = tmp_path / "full.tar"
+    assert cli("bundle", root, "-o", out, "--index-url", index_server.url, "--with", "dev",
+               "-E", "yaml", "--cache-dir", tmp_path / "cache", "-q") == 0
+    assert cli("inspect", out, "--json") == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert sorted(p["name"] for p in listing["packages"]) == ["alpha", "beta", "devtool",
+                                                              "yamlish"]
+    assert listing["extras"] == ["yaml"] and listing["groups"] == ["dev", "main"]
+
+
+def test_hashed_requirements_end_to_end(index_server, wheel_factory, tmp_path, clean_environ,
+                                        capsys) -> None:
+    gamma = wheel_factory("gamma", "0.3")
+    delta_new = wheel_factory("delta", "1.1", tag="py3-none-any")
+    delta_other = wheel_factory("delta", "1.1", tag="cp311-cp311-win_amd64")
+    for w in (gamma, delta_new, delta_other):
+        index_server.add(w)
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text(hashed_requirements([Pin("gamma", "0.3", [gamma]),
+                                         Pin("delta", "1.1", [delta_new, delta_other])]))
+    out = tmp_path / "req.tar"
+    assert cli("bundle", reqs, "-o", out, "--index-url", index_server.url,
+               "--cache-dir", tmp_path / "cache", "-q") == 0
+    assert cli("inspect", out, "--json") == 0
+    files = {p["filename"] for p in json.loads(capsys.readouterr().out)["packages"]}
+    assert files == {gamma.name, delta_new.name}  # the host cannot use the win_amd64 wheel
+    venv = tmp_path / "venv"
+    done = cli_offline("install", out, "--venv", venv)
+    assert done.returncode == 0, done.stderr
+    assert installed(venv) == {"gamma": "0.3", "delta": "1.1"}
+
+
+def test_export_writes_what_pip_installs_offline(project, index_server, tmp_path, capsys,
+                                                 ) -> None:
+    root, pins = project
+    exported = tmp_path / "requirements.txt"
+    assert cli("export", root / "poetry.lock", "-o", exported, "--with", "dev") == 0
+    text = exported.read_text()
+    assert "alpha==1.0" in text and "devtool==3.0" in text and "winonly" not in text
+    find_links = tmp_path / "find-links"
+    find_links.mkdir()
+    for pin in pins:
+        for w in pin.wheels:
+            shutil.copy(w, find_links)
+    target = tmp_path / "plain-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(target)], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    subprocess.run([str(target / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index",
+                    "--require-hashes", "--find-links", str(find_links), "-r", str(exported)],
+                   check=True, env=env)
+    assert installed(target) == {"alpha": "1.0", "beta": "2.0", "devtool": "3.0"}
+
+
+def test_two_builds_are_byte_identical(project, index_server, tmp_path) -> None:
+    root, _ = project
+    one, two = tmp_path / "a" / "app.tar", tmp_path / "b" / "app.tar"
+    for out, cache in ((one, "c1"), (two, "c2")):
+        assert cli("bundle", root, "-o", out, "--index-url", index_server.url,
+                   "--cache-dir", tmp_path / cache, "-q") == 0
+    assert one.read_bytes() == two.read_bytes()
+    assert (one.parent / "app.tar.sha256").read_bytes() == \
+        (two.parent / "app.tar.sha256").read_bytes()
+
+
+def _swap_member(src: Path, dst: Path, suffix: str, payload: bytes) -> None:
+    """Rewrite the tar with one member's bytes replaced (a tampered USB stick)."""
+    with tarfile.open(src) as tin, tarfile.open(dst, "w", format=tarfile.PAX_FORMAT) as tout:
+        for info in tin.getmembers():
+            data = tin.extractfile(info).read()
+            if info.name.endswith(suffix):
+                data = payload[: len(data)].ljust(len(data), b"\0")
+            import io
+
+            tout.addfile(info, io.BytesIO(data))
+
+
+def test_tampered_wheel_is_refused_before_anything_is_installed(project, index_server,
+                                                                tmp_path, capsys) -> None:
+    root, _ = project
+    good = tmp_path / "good.tar"
+    assert cli("bundle", root, "-o", good, "--index-url", index_server.url,
+               "--cache-dir", tmp_path / "cache", "-q") == 0
+    bad = tmp_path / "bad.tar"
+    _swap_member(good, bad, "alpha-1.0-py3-none-any.whl", b"evil" * 1000)
+    capsys.readouterr()
+    assert cli("verify", bad) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "alpha-1.0-py3-none-any.whl" in err and "sha256" in err
+    venv = tmp_path / "venv"
+    done = cli_offline("install", bad, "--venv", venv)
+    assert done.returncode == 3
+    assert not venv.exists() and not venv.is_symlink()
+    assert list((tmp_path / "venv.releases").iterdir()) == []
+
+
+def test_wrong_hash_on_index_is_refused_and_nothing_is_written(project, index_server,
+                                                               wheel_factory, tmp_path,
+                                                               capsys) -> None:
+    root, _ = project
+    # The index now serves other bytes under alpha's name (a compromised mirror).
+    evil = build_wheel(tmp_path / "evil", "alpha", "1.0", extra_files={"alpha/x.py": b"1"})
+    shutil.copy(evil, index_server.root / evil.name)
+    out = tmp_path / "app.tar"
+    assert cli("bundle", root, "-o", out, "--index-url", index_server.url,
+               "--cache-dir", tmp_path / "cache", "-q") == 3
+    err = capsys.readouterr().err
+    assert "alpha-1.0-py3-none-any.whl" in err and "Traceback" not in err
+    assert not out.exists() and not (tmp_path / "app.tar.sha256").exists()
+    assert list(tmp_path.glob(".app.tar.*")) == []
+
+
+def test_malformed_lock_gives_exit_2_and_one_line(project, tmp_path, capsys) -> None:
+    root, _ = project
+    lock = root / "poetry.lock"
+    lock.write_text(lock.read_text()[:200])
+    out = tmp_path / "app.tar"
+    assert cli("bundle", lock, "-o", out) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(lock) in err and "invalid TOML" in err
+    assert not out.exists()
+
+
+def test_package_without_wheel_fails_before_download(index_server, wheel_factory, tmp_path,
+                                                     clean_environ, capsys) -> None:
+    alpha = wheel_factory("alpha", "1.0")
+    index_server.add(alpha)
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(pyproject())
+    (root / "poetry.lock").write_text(poetry_lock([
+        Pin("alpha", "1.0", [alpha]),
+        Pin("sdonly", "1.0", [], extra_files={"sdonly-1.0.tar.gz": "e" * 64})]))
+    out = tmp_path / "app.tar"
+    assert cli("bundle", root, "-o", out, "--index-url", index_server.url,
+               "--cache-dir", tmp_path / "cache") == 2
+    err = capsys.readouterr().err
+    assert "sdonly==1.0" in err and "sdonly-1.0.tar.gz" in err
+    assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+def test_failed_install_keeps_the_previous_release(project, index_server, wheel_factory,
+                                                   tmp_path, capsys) -> None:
+    root, pins = project
+    good = tmp_path / "good.tar"
+    assert cli("bundle", root, "-o", good, "--index-url", index_server.url,
+               "--cache-dir", tmp_path / "cache", "-q") == 0
+    venv = tmp_path / "venv"
+    assert cli_offline("install", good, "--venv", venv).returncode == 0
+    before = os.readlink(venv)
+    # A second release whose dependency is missing: pip check fails after the install.
+    broken = wheel_factory("broken", "1.0", requires=["notthere"])
+    index_server.add(broken)
+    (root / "poetry.lock").write_text(poetry_lock([*pins, Pin("broken", "1.0", [broken])]))
+    bad = tmp_path / "bad.tar"
+    assert cli("bundle", root, "-o", bad, "--index-url", index_server.url,
+               "--cache-dir", tmp_path / "cache", "-q") == 0
+    done = cli_offline("install", bad, "--venv", venv)
+    assert done.returncode == 5, done.stderr
+    assert "pip check" in done.stderr
+    assert os.readlink(venv) == before
+    assert [p.name for p in (tmp_path / "venv.releases").iterdir()] == [Path(before).name]
+    assert installed(venv) == {"alpha": "1.0", "beta": "2.0"}
