@@ -23,7 +23,8 @@ def test_json_page_resolves_relative_urls_and_hashes() -> None:
 
 def test_html_page_reads_fragments_base_and_yanked() -> None:
     html = f"""<!DOCTYPE html><html><head><base href="/packages/"></head><body>
-    <a href="alpha-1.0-py3-none-any.whl#sha256={'B' * 64}" data-yanked="">alpha-1.0-py3-none-any.whl</a>
+    <a href="alpha-1.0-py3-none-any.whl#sha256={'B' * 64}"
+       data-yanked="">alpha-1.0-py3-none-any.whl</a>
     <a href="http://127.0.0.1:9/other/alpha-1.0.tar.gz#md5=abc">alpha-1.0.tar.gz</a>
     </body></html>"""
     files = parse_html(html, PAGE)

@@ -119,7 +119,7 @@ def test_poetry_group_options_follow_poetry_rules(tmp_path: Path) -> None:
     assert select.choose_groups(lock, with_=["dev"]) == {"main", "dev"}
     assert select.choose_groups(lock, with_=["dev"], without=["main"]) == {"dev"}
     assert select.choose_groups(lock, only=["dev"]) == {"dev"}
-    with pytest.raises(UsageError, match="unknown group.*nope.*known: dev, main"):
+    with pytest.raises(UsageError, match=r"unknown group.*nope.*known: dev, main"):
         select.choose_groups(lock, with_=["nope"])
     with pytest.raises(UsageError, match="unknown extra"):
         select.choose_extras(lock, ["nope"])
