@@ -72,11 +72,17 @@ def pip_configured_index() -> str | None:
 
         config = Configuration(isolated=False)
         config.load()
-        for key, value in config.items():
-            if key.split(".", 1)[-1] == "index-url" and value:
-                return str(value).split()[0]
     except Exception:  # pip absent or its internals moved: fall back to its default
         return None
+    # pip's own precedence for `pip download`: environment, command section, global.
+    for key in (":env:.index-url", "download.index-url", "install.index-url",
+                "global.index-url"):
+        try:
+            value = config.get_value(key)
+        except Exception:
+            continue
+        if value:
+            return str(value).split()[0]
     return None
 
 
