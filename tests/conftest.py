@@ -61,6 +61,8 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     cache = tmp_path / "xdg-cache"
     cache.mkdir()
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    # The machine's own ~/.netrc must not lend credentials to a test.
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     return cache
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.wheelfactory import sha256_of
+from wheelfactory import sha256_of
 
 
 @dataclass

@@ -11,9 +11,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from locktext import Pin, hashed_requirements, poetry_lock, pyproject
+from wheelfactory import build_wheel
 
-from tests.locktext import Pin, hashed_requirements, poetry_lock, pyproject
-from tests.wheelfactory import build_wheel
 from wheelhouse_bundler.cli import main
 
 HAS_UNSHARE = shutil.which("unshare") is not None and subprocess.run(

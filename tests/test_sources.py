@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import AUTH
+from locktext import Pin, poetry_lock, pyproject
 
-from tests.conftest import AUTH
-from tests.locktext import Pin, poetry_lock, pyproject
 from wheelhouse_bundler.cli import main
 from wheelhouse_bundler.model import Source
 from wheelhouse_bundler.sources import credentials_for, redact, strip_credentials
