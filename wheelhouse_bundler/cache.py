@@ -8,6 +8,7 @@ entry that lies. Anything already present is trusted by construction.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -50,6 +51,13 @@ class HashingWriter:
     def tell(self) -> int:
         return self.size
 
+    def restart(self) -> None:
+        """Forget everything written: the server could not resume, so it starts over."""
+        self._fh.seek(0)
+        self._fh.truncate()
+        self.digest = hashlib.sha256()
+        self.size = 0
+
 
 class Cache:
     def __init__(self, root: Path) -> None:
@@ -62,9 +70,30 @@ class Cache:
         p = self.path(sha256)
         return p if p.is_file() else None
 
+    def remember(self, sha256: str, filename: str, origin: str) -> None:
+        """Keep the file's name and (credential-free) origin beside its bytes.
+
+        With them a rebuild of an unchanged lock, or an `--offline` one, needs no index:
+        the name is what the bundle stores and the origin is what the manifest records.
+        """
+        meta = self.path(sha256).with_suffix(".json")
+        fd, tmp = tempfile.mkstemp(prefix=".meta-", dir=meta.parent)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"filename": filename, "origin": origin}, fh, sort_keys=True)
+        os.replace(tmp, meta)
+
+    def known(self, sha256: str) -> tuple[str, str] | None:
+        """(filename, origin) of a cached file, or None if the bytes or the facts are absent."""
+        if self.get(sha256) is None:
+            return None
+        try:
+            meta = json.loads(self.path(sha256).with_suffix(".json").read_text())
+            return str(meta["filename"]), str(meta["origin"])
+        except (OSError, ValueError, KeyError):
+            return None
+
     @contextmanager
-    def writer(self, sha256: str, label: str, resume_from: Path | None = None
-               ) -> Iterator[HashingWriter]:
+    def writer(self, sha256: str, label: str) -> Iterator[HashingWriter]:
         """Yield a writer; on exit the bytes are committed only if their hash is `sha256`."""
         final = self.path(sha256)
         final.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Annotated, Any
@@ -55,6 +56,14 @@ CacheOpt = Annotated[Path | None, typer.Option(
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, max=128,
                                       help="Files downloaded at once.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+OfflineOpt = Annotated[bool, typer.Option(
+    "--offline", help="Use the download cache only; name every file it lacks.")]
+TimeoutOpt = Annotated[float, typer.Option(
+    "--timeout", min=0.1, help="Seconds to wait on a stalled connection before retrying.")]
+CertOpt = Annotated[Path | None, typer.Option(
+    "--cert", help="CA bundle to trust for the index (else PIP_CERT / SSL_CERT_FILE).")]
+ClientCertOpt = Annotated[Path | None, typer.Option(
+    "--client-cert", help="PEM file with the client certificate and its key.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or info lines.")]
 
 
@@ -76,13 +85,40 @@ def _emit_json(doc: Any) -> None:
 def _options(lock: Path, fmt: str | None, target: list[str] | None, with_: list[str] | None,
              without: list[str] | None, only: list[str] | None, extras: list[str] | None,
              all_extras: bool, index_url: str | None, cache_dir: Path | None = None,
-             jobs: int = 16):
+             jobs: int = 16, *, offline: bool = False, timeout: float = 30.0,
+             cert: Path | None = None, client_cert: Path | None = None):
     from .pipeline import Options
 
     return Options(lock=lock, fmt=fmt, targets=tuple(target or ()),
                    with_groups=tuple(with_ or ()), without_groups=tuple(without or ()),
                    only_groups=tuple(only or ()), extras=tuple(extras or ()),
-                   all_extras=all_extras, index_url=index_url, cache_dir=cache_dir, jobs=jobs)
+                   all_extras=all_extras, index_url=index_url, cache_dir=cache_dir, jobs=jobs,
+                   offline=offline, timeout=timeout, cert=str(cert) if cert else None,
+                   client_cert=str(client_cert) if client_cert else None)
+
+
+class _Bar:
+    """tqdm on stderr for bytes, with files done in the postfix; silent off a terminal."""
+
+    def __init__(self, quiet: bool, total_files: int | None = None) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc="download",
+                         leave=False, disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
+        self._files = 0
+        self._lock = threading.Lock()
+
+    def advance(self, nbytes: int) -> None:
+        with self._lock:
+            self._bar.update(nbytes)
+
+    def finished(self, fetched: Any) -> None:
+        with self._lock:
+            self._files += 1
+            self._bar.set_postfix_str(f"{self._files} files", refresh=False)
+
+    def close(self) -> None:
+        self._bar.close()
 
 
 @app.command(epilog="Example: wheelhouse-bundler export poetry.lock --with dev -o requirements.txt")
@@ -127,22 +163,21 @@ def bundle(
     target: TargetOpt = None, with_: WithOpt = None, without: WithoutOpt = None,
     only: OnlyOpt = None, extras: ExtrasOpt = None, all_extras: AllExtrasOpt = False,
     fmt: FormatOpt = None, index_url: IndexOpt = None, cache_dir: CacheOpt = None,
-    jobs: JobsOpt = 16, json_out: JsonOpt = False, quiet: QuietOpt = False,
+    jobs: JobsOpt = 16, offline: OfflineOpt = False, timeout: TimeoutOpt = 30.0,
+    cert: CertOpt = None, client_cert: ClientCertOpt = None,
+    json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Export, download every wheel (hash-checked) and pack one deterministic tarball."""
-    from tqdm import tqdm
-
     from .pipeline import build
 
     _Out.quiet = quiet
     if not output.name.endswith((".tar", ".tar.gz", ".tgz")):
         raise UsageError(f"{output}: the bundle name must end in .tar, .tar.gz or .tgz")
-    bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc="download", leave=False,
-               disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
+    bar = _Bar(quiet)
     try:
         built = build(_options(lock, fmt, target, with_, without, only, extras, all_extras,
-                               index_url, cache_dir, jobs), output,
-                      progress=lambda n, _cached: bar.update(n))
+                               index_url, cache_dir, jobs, offline=offline, timeout=timeout,
+                               cert=cert, client_cert=client_cert), output, progress=bar)
     finally:
         bar.close()
     f = built.fetch

@@ -2,27 +2,28 @@
 
 Downloads are I/O bound, so a thread pool over one pooled httpx client keeps `jobs`
 transfers in flight. A file already in the cache costs nothing; a body whose hash is
-wrong is never kept. Progress is reported through a callback: printing is the CLI's job.
+wrong is never kept. A transfer that breaks mid-file resumes with a Range request where
+the server allows it (the hash state carries on, so no byte is read twice). Progress is
+reported through a callback object: printing is the CLI's job.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
-from .cache import Cache
-from .errors import BundlerError, IntegrityError, NetworkError
+from .cache import Cache, HashingWriter
+from .errors import IntegrityError, NetworkError
 from .model import LockedFile, Source
 from .net import check_status, describe, stream
-from .sources import redact
+from .sources import redact, strip_credentials
 
-CHUNK = 256 * 1024
-Progress = Callable[[int, bool], None]
+RESUMES = 4
 
 
 @dataclass(frozen=True)
@@ -42,41 +43,86 @@ class FetchSummary:
     seconds: float
 
 
+class Progress(Protocol):
+    def advance(self, nbytes: int) -> None: ...
+    def finished(self, fetched: Fetched) -> None: ...
+
+
+class _Silent:
+    def advance(self, nbytes: int) -> None:
+        pass
+
+    def finished(self, fetched: Fetched) -> None:
+        pass
+
+
 def fetch_one(client: httpx.Client, cache: Cache, file: LockedFile, source: Source | None,
-              progress: Progress | None = None) -> Fetched:
+              progress: Progress) -> Fetched:
     if (hit := cache.get(file.sha256)) is not None:
-        size = hit.stat().st_size
-        if progress:
-            progress(size, True)
-        return Fetched(file, hit, size, True)
+        fetched = Fetched(file, hit, hit.stat().st_size, True)
+        progress.finished(fetched)
+        return fetched
     if not file.url:
         raise NetworkError(f"{file.filename}: no URL known to download it from")
     label = file.filename or file.url
-    for attempt in (1, 2):
+    for attempt in (1, 2):  # a wrong body is retried once: it may be a broken proxy
         try:
             size = _download(client, cache, file, source, label, progress)
-            return Fetched(file, cache.path(file.sha256), size, False)
+            break
         except IntegrityError:
             if attempt == 2:
                 raise
-        except httpx.HTTPError as exc:
-            if attempt == 2:
-                raise NetworkError(f"{label} from {redact(file.url)}: {describe(exc)}"
-                                   ) from exc
-    raise AssertionError("unreachable")
+    if file.filename:
+        cache.remember(file.sha256, file.filename, strip_credentials(file.url))
+    fetched = Fetched(file, cache.path(file.sha256), size, False)
+    progress.finished(fetched)
+    return fetched
 
 
 def _download(client: httpx.Client, cache: Cache, file: LockedFile, source: Source | None,
-              label: str, progress: Progress | None) -> int:
+              label: str, progress: Progress) -> int:
     assert file.url is not None
-    with stream(client, file.url, source) as response:
+    with cache.writer(file.sha256, label) as out:
+        breaks = 0
+        while True:
+            try:
+                _transfer(client, file, source, label, out, progress)
+                return out.size
+            except httpx.TransportError as exc:
+                breaks += 1
+                if breaks > RESUMES:
+                    raise NetworkError(f"{label} from {redact(file.url)}: {describe(exc)} "
+                                       f"(broke {breaks} times)") from exc
+                time.sleep(min(0.2 * breaks, 1.0))
+
+
+def _transfer(client: httpx.Client, file: LockedFile, source: Source | None, label: str,
+              out: HashingWriter, progress: Progress) -> None:
+    """One GET, resuming after `out.size` bytes when there are any."""
+    assert file.url is not None
+    # Identity encoding and raw reads: the hash is of the file's bytes as stored, and
+    # every byte received before a break counts towards the resume offset.
+    headers = {"Accept-Encoding": "identity"}
+    if out.size:
+        headers["Range"] = f"bytes={out.size}-"
+    with stream(client, file.url, source, headers) as response:
+        if out.size and not _resumes_at(response, out.size):
+            out.restart()  # the server sent the whole file (or nothing usable): start over
+            if response.status_code == 416:
+                raise httpx.RemoteProtocolError("range not satisfiable")
         check_status(response, source, label)
-        with cache.writer(file.sha256, label) as out:
-            for chunk in response.iter_bytes(CHUNK):
-                out.write(chunk)
-                if progress:
-                    progress(len(chunk), False)
-        return out.size
+        for chunk in response.iter_raw():
+            out.write(chunk)
+            progress.advance(len(chunk))
+            if file.size is not None and out.size > file.size:
+                raise IntegrityError(f"{label}: more than the lock's {file.size} bytes")
+
+
+def _resumes_at(response: httpx.Response, offset: int) -> bool:
+    if response.status_code != 206:
+        return False
+    content_range = response.headers.get("Content-Range", "")
+    return content_range.startswith(f"bytes {offset}-")
 
 
 def fetch_all(client: httpx.Client, cache: Cache, items: list[tuple[LockedFile, Source | None]],
@@ -84,15 +130,16 @@ def fetch_all(client: httpx.Client, cache: Cache, items: list[tuple[LockedFile, 
               ) -> tuple[dict[str, Fetched], FetchSummary]:
     """Fetch each distinct file once; the first failure cancels what has not started."""
     start = time.monotonic()
+    report = progress or _Silent()
     unique = {f.sha256: (f, s) for f, s in items}
     results: dict[str, Fetched] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(fetch_one, client, cache, f, s, progress): sha
+        futures = {pool.submit(fetch_one, client, cache, f, s, report): sha
                    for sha, (f, s) in sorted(unique.items())}
         try:
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
-        except BundlerError:
+        except BaseException:
             for future in futures:
                 future.cancel()
             raise

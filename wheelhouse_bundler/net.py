@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import httpx
 
-from .errors import NetworkError
+from .errors import NetworkError, UsageError
 from .model import Source
 from .sources import credentials_for, redact
 
@@ -25,11 +25,23 @@ ATTEMPTS = 4
 USER_AGENT = "wheelhouse-bundler"
 
 
-def make_client(jobs: int = 16, cert: str | None = None, timeout: float = 30.0
-                ) -> httpx.Client:
-    """A pooled client sized for `jobs` parallel transfers; proxies/CA from the env."""
+def make_client(jobs: int = 16, cert: str | None = None, client_cert: str | None = None,
+                timeout: float = 30.0) -> httpx.Client:
+    """A pooled client sized for `jobs` parallel transfers; proxies and CA from the env.
+
+    `cert` is a CA bundle (else PIP_CERT, else SSL_CERT_FILE via trust_env); `client_cert`
+    a PEM holding the client certificate and its key, as pip's --client-cert takes it.
+    """
     cafile = cert or os.environ.get("PIP_CERT")
-    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=cafile) if cafile else True
+    verify: ssl.SSLContext | bool = True
+    if cafile or client_cert:
+        try:
+            verify = ssl.create_default_context(cafile=cafile)
+            if client_cert:
+                verify.load_cert_chain(client_cert)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"{client_cert or cafile}: cannot load certificate: {exc}"
+                             ) from exc
     return httpx.Client(
         http2=False,
         verify=verify,

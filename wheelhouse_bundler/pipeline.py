@@ -17,6 +17,7 @@ import httpx
 from . import bundle, locks, manifest, select
 from . import targets as targets_mod
 from .cache import Cache, default_root
+from .errors import NetworkError
 from .export import render
 from .fetch import FetchSummary, Progress, fetch_all
 from .index import Index
@@ -40,6 +41,10 @@ class Options:
     index_url: str | None = None
     cache_dir: Path | None = None
     jobs: int = 16
+    offline: bool = False
+    timeout: float = 30.0
+    cert: str | None = None
+    client_cert: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,13 +77,35 @@ def _no_source(package: LockedPackage) -> Source:
     raise AssertionError(f"{package.name} has no source")  # readers always set one
 
 
-def prepare(opts: Options, client: httpx.Client) -> Prepared:
+def _known_from_cache(package: LockedPackage, cache: Cache | None) -> LockedPackage:
+    """Names and origins the cache already knows, so an unchanged lock needs no index."""
+    if cache is None:
+        return package
+    files = []
+    for f in package.files:
+        known = cache.known(f.sha256) if (f.filename is None or f.url is None) else None
+        if known and f.filename in (None, known[0]):
+            f = replace(f, filename=known[0], url=f.url or known[1])
+        files.append(f)
+    return replace(package, files=tuple(files))
+
+
+def client_for(opts: Options) -> httpx.Client:
+    return make_client(opts.jobs, cert=opts.cert, client_cert=opts.client_cert,
+                       timeout=opts.timeout)
+
+
+def prepare(opts: Options, client: httpx.Client, cache: Cache | None = None) -> Prepared:
     """Read the lock and choose each target's wheels (asking the index only for names
-    that a hash-only lock leaves out)."""
+    that a hash-only lock leaves out and the cache does not know)."""
     if opts.index_url:
         check_not_in_argv(opts.index_url, "--index-url")
     lock = locks.load(opts.lock, fmt=opts.fmt, default=default_source(opts.index_url))
+    lock = replace(lock, packages=tuple(_known_from_cache(p, cache) for p in lock.packages))
     unnamed = [p for p in lock.packages if any(f.filename is None for f in p.files)]
+    if unnamed and opts.offline:
+        raise NetworkError(f"--offline: the cache does not know the files of "
+                           f"{', '.join(p.name for p in unnamed[:5])}; build once online")
     if unnamed:
         named = _locate(Index(client), unnamed, opts.jobs, only_names=True)
         lock = replace(lock, packages=tuple(named.get(p.name, p) for p in lock.packages))
@@ -110,8 +137,15 @@ def locate_picks(prepared: Prepared, index: Index, jobs: int) -> list[Plan]:
 def build(opts: Options, output: Path, progress: Progress | None = None) -> Built:
     """The whole build-box side: lock to a verified-by-construction bundle at `output`."""
     cache = Cache(opts.cache_dir or default_root())
-    with make_client(opts.jobs) as client:
-        prepared = prepare(opts, client)
+    with client_for(opts) as client:
+        prepared = prepare(opts, client, cache)
+        if opts.offline:
+            missing = sorted({p.file.filename or p.file.sha256 for plan in prepared.plans
+                              for p in plan.picks if cache.get(p.file.sha256) is None})
+            if missing:
+                raise NetworkError(f"--offline: {len(missing)} file(s) not in the cache: "
+                                   f"{', '.join(missing[:5])}"
+                                   + (" ..." if len(missing) > 5 else ""))
         index = Index(client)
         plans = locate_picks(prepared, index, opts.jobs)
         items: list[tuple[LockedFile, Source | None]] = [
@@ -146,8 +180,8 @@ def bundle_members(man: manifest.Manifest, plans: list[Plan], paths: dict[str, P
 
 def export(opts: Options) -> dict[str, str]:
     """Requirements text per target name, every usable wheel's hash on each line."""
-    with make_client(opts.jobs) as client:
-        prepared = prepare(opts, client)
+    with client_for(opts) as client:
+        prepared = prepare(opts, client, Cache(opts.cache_dir or default_root()))
     out = {}
     for plan in prepared.plans:
         entries = [(p.package, select.ranked_wheels(p.package, plan.target)) for p in plan.picks]

@@ -1,0 +1,138 @@
+"""The downloader against real sockets that misbehave: resume, retry, refuse, time out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from faultserver import JSON_TYPE, FaultServer
+from locktext import Pin, poetry_lock, pyproject
+
+from wheelhouse_bundler.cli import main
+
+
+def cli(*args: object) -> int:
+    return main([str(a) for a in args])
+
+
+@pytest.fixture
+def setup(tmp_path: Path, wheel_factory, clean_environ):
+    big = wheel_factory("bigpkg", "1.0", payload_size=3 * 1024 * 1024)
+    small = wheel_factory("smallpkg", "2.0")
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(pyproject())
+    (root / "poetry.lock").write_text(poetry_lock([Pin("bigpkg", "1.0", [big]),
+                                                   Pin("smallpkg", "2.0", [small])]))
+    with FaultServer(big.parent) as server:
+        yield server, root, big, small
+
+
+def bundle(root: Path, server: FaultServer, tmp_path: Path, *extra: object) -> int:
+    return cli("bundle", root, "-o", tmp_path / "app.tar", "--index-url", server.url,
+               "--cache-dir", tmp_path / "cache", "-q", *extra)
+
+
+def test_json_api_is_used_when_offered(setup, tmp_path) -> None:
+    server, root, _, _ = setup
+    assert bundle(root, server, tmp_path) == 0
+    pages = [s for s in server.seen if s.path.startswith("/simple/")]
+    assert len(pages) == 2 and all(s.content_type == JSON_TYPE for s in pages)
+
+
+def test_connection_dropped_mid_file_resumes_with_range(setup, tmp_path) -> None:
+    server, root, big, _ = setup
+    server.faults[big.name] = ["drop:1000000", "drop:500000"]
+    assert bundle(root, server, tmp_path) == 0
+    asks = server.files_requested(big.name)
+    assert [s.range for s in asks] == [None, "bytes=1000000-", "bytes=1500000-"]
+    assert cli("verify", tmp_path / "app.tar") == 0
+
+
+def test_server_without_ranges_restarts_the_file(setup, tmp_path) -> None:
+    server, root, big, _ = setup
+    server.ranges = False
+    server.faults[big.name] = ["drop:700000"]
+    assert bundle(root, server, tmp_path) == 0
+    assert len(server.files_requested(big.name)) == 2
+    assert cli("verify", tmp_path / "app.tar") == 0
+
+
+def test_500_then_200_is_retried(setup, tmp_path) -> None:
+    server, root, _, small = setup
+    server.faults[small.name] = ["500", "500"]
+    assert bundle(root, server, tmp_path) == 0
+    assert len(server.files_requested(small.name)) == 3
+
+
+def test_429_with_retry_after_is_honoured(setup, tmp_path) -> None:
+    server, root, _, small = setup
+    server.faults[small.name] = ["429:1"]
+    assert bundle(root, server, tmp_path) == 0
+    assert len(server.files_requested(small.name)) == 2
+
+
+def test_wrong_bytes_are_refused_retried_once_and_never_cached(setup, tmp_path,
+                                                               capsys) -> None:
+    server, root, _, small = setup
+    server.faults[small.name] = ["wrong", "wrong"]
+    assert bundle(root, server, tmp_path) == 3
+    err = capsys.readouterr().err
+    assert small.name in err and "does not match" in err
+    assert len(server.files_requested(small.name)) == 2
+    cached = list((tmp_path / "cache").rglob("*"))
+    assert not any(p.is_file() and p.stat().st_size == small.stat().st_size for p in cached)
+    assert not (tmp_path / "app.tar").exists()
+
+
+def test_stalled_server_times_out_with_a_clear_error(setup, tmp_path, capsys) -> None:
+    server, root, _, small = setup
+    server.faults[small.name] = ["stall:3"] * 4
+    assert bundle(root, server, tmp_path, "--timeout", "0.5") == 4
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "timed out" in err and small.name in err
+    assert not (tmp_path / "app.tar").exists()
+
+
+def test_warm_rebuild_and_offline_rebuild_make_no_requests(tmp_path, index_server,
+                                                           wheel_factory, clean_environ,
+                                                           capsys) -> None:
+    wheels = [wheel_factory(f"pkg{i}", "1.0") for i in range(5)]
+    for w in wheels:
+        index_server.add(w)
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(pyproject())
+    (root / "poetry.lock").write_text(poetry_lock([Pin(f"pkg{i}", "1.0", [w])
+                                                   for i, w in enumerate(wheels)]))
+    args = [root, "--index-url", index_server.url, "--cache-dir", tmp_path / "cache", "--json"]
+    assert cli("bundle", "-o", tmp_path / "cold.tar", *args) == 0
+    cold = json.loads(capsys.readouterr().out)
+    assert cold["downloaded"] == 5
+    index_server.reset_requests()
+    assert cli("bundle", "-o", tmp_path / "warm.tar", *args) == 0
+    warm = json.loads(capsys.readouterr().out)
+    assert warm["from_cache"] == 5 and warm["downloaded"] == 0
+    assert index_server.requests() == []
+    index_server.stop()
+    assert cli("bundle", "-o", tmp_path / "offline.tar", "--offline", *args) == 0
+    capsys.readouterr()
+    # Same lock, same cache: the three bundles hold the same wheels, byte for byte.
+    assert cli("inspect", tmp_path / "offline.tar", "--json") == 0
+    offline = json.loads(capsys.readouterr().out)
+    assert cli("inspect", tmp_path / "cold.tar", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["packages"] == offline["packages"]
+
+
+def test_offline_names_what_the_cache_lacks(tmp_path, wheel_factory, clean_environ,
+                                            capsys) -> None:
+    w = wheel_factory("lonely", "1.0")
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(pyproject())
+    (root / "poetry.lock").write_text(poetry_lock([Pin("lonely", "1.0", [w])]))
+    assert cli("bundle", root, "-o", tmp_path / "x.tar", "--offline", "--index-url",
+               "http://127.0.0.1:9/simple/", "--cache-dir", tmp_path / "empty") == 4
+    err = capsys.readouterr().err
+    assert "--offline" in err and w.name in err
