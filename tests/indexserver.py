@@ -9,7 +9,7 @@ What pypiserver 2.4.2 does, checked by hand and pinned in tests/test_infra.py:
   (`--hash-algo`, default sha256; `hash_algo=None` here turns it off). Files in subfolders
   of the root are served as `/packages/<sub>/<file>`.
 * `/simple/<name>/` with a non-normalised name answers 301 to the normalised one; an unknown
-  project answers 404 (with `--disable-fallback`; without it, a redirect to pypi.org).
+  project answers 404 (with `--disable-fallback`; without it, a redirect to PyPI).
 * Live refresh: yes. With the `simple-dir` backend (forced here; `auto` would pick the
   watchdog-based `cached-dir` if watchdog were installed) every request re-lists the folder
   and re-hashes every file of the project, so files added, replaced or removed while the
