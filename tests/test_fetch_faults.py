@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from faultserver import JSON_TYPE, FaultServer
-from locktext import Pin, poetry_lock, pyproject
+from locktext import Pin, hashed_requirements, poetry_lock, pyproject
 
 from wheelhouse_bundler.cli import main
 
@@ -95,18 +95,27 @@ def test_stalled_server_times_out_with_a_clear_error(setup, tmp_path, capsys) ->
     assert not (tmp_path / "app.tar").exists()
 
 
-def test_warm_rebuild_and_offline_rebuild_make_no_requests(tmp_path, index_server,
+@pytest.mark.parametrize("kind", ["poetry", "requirements"])
+def test_warm_rebuild_and_offline_rebuild_make_no_requests(kind, tmp_path, index_server,
                                                            wheel_factory, clean_environ,
                                                            capsys) -> None:
     wheels = [wheel_factory(f"pkg{i}", "1.0") for i in range(5)]
+    # A second wheel the host cannot use: a hash-only lock lists it too.
+    wheels.append(wheel_factory("pkg0", "1.0", tag="cp311-cp311-win_amd64"))
     for w in wheels:
         index_server.add(w)
+    pins = [Pin(f"pkg{i}", "1.0", [w for w in wheels if w.name.startswith(f"pkg{i}-")])
+            for i in range(5)]
     root = tmp_path / "p"
     root.mkdir()
-    (root / "pyproject.toml").write_text(pyproject())
-    (root / "poetry.lock").write_text(poetry_lock([Pin(f"pkg{i}", "1.0", [w])
-                                                   for i, w in enumerate(wheels)]))
-    args = [root, "--index-url", index_server.url, "--cache-dir", tmp_path / "cache", "--json"]
+    if kind == "poetry":
+        (root / "pyproject.toml").write_text(pyproject())
+        (root / "poetry.lock").write_text(poetry_lock(pins))
+        lock = root
+    else:
+        lock = root / "requirements.txt"
+        lock.write_text(hashed_requirements(pins))
+    args = [lock, "--index-url", index_server.url, "--cache-dir", tmp_path / "cache", "--json"]
     assert cli("bundle", "-o", tmp_path / "cold.tar", *args) == 0
     cold = json.loads(capsys.readouterr().out)
     assert cold["downloaded"] == 5

@@ -82,6 +82,25 @@ class Cache:
             json.dump({"filename": filename, "origin": origin}, fh, sort_keys=True)
         os.replace(tmp, meta)
 
+    def remember_names(self, names: dict[str, str]) -> None:
+        """File names an index gave for hashes a lock lists, so a rebuild need not ask."""
+        root = self.root / "names"
+        for sha256, filename in names.items():
+            path = root / sha256[:2] / sha256
+            if path.is_file():
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".name-", dir=path.parent)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(filename)
+            os.replace(tmp, path)
+
+    def name_of(self, sha256: str) -> str | None:
+        try:
+            return (self.root / "names" / sha256[:2] / sha256).read_text() or None
+        except OSError:
+            return None
+
     def known(self, sha256: str) -> tuple[str, str] | None:
         """(filename, origin) of a cached file, or None if the bytes or the facts are absent."""
         if self.get(sha256) is None:

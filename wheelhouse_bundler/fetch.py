@@ -13,15 +13,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Protocol
 
 from .cache import Cache, HashingWriter
 from .errors import IntegrityError, NetworkError
 from .model import LockedFile, Source
-from .net import check_status, describe, stream
+from .net import LazyClient, check_status, describe, stream
 from .sources import redact, strip_credentials
+
+if TYPE_CHECKING:
+    import httpx
 
 RESUMES = 4
 
@@ -56,7 +57,7 @@ class _Silent:
         pass
 
 
-def fetch_one(client: httpx.Client, cache: Cache, file: LockedFile, source: Source | None,
+def fetch_one(client: LazyClient, cache: Cache, file: LockedFile, source: Source | None,
               progress: Progress) -> Fetched:
     if (hit := cache.get(file.sha256)) is not None:
         fetched = Fetched(file, hit, hit.stat().st_size, True)
@@ -74,12 +75,13 @@ def fetch_one(client: httpx.Client, cache: Cache, file: LockedFile, source: Sour
                 raise
     if file.filename:
         cache.remember(file.sha256, file.filename, strip_credentials(file.url))
+        cache.remember_names({file.sha256: file.filename})
     fetched = Fetched(file, cache.path(file.sha256), size, False)
     progress.finished(fetched)
     return fetched
 
 
-def _download(client: httpx.Client, cache: Cache, file: LockedFile, source: Source | None,
+def _download(client: LazyClient, cache: Cache, file: LockedFile, source: Source | None,
               label: str, progress: Progress) -> int:
     assert file.url is not None
     with cache.writer(file.sha256, label) as out:
@@ -88,7 +90,7 @@ def _download(client: httpx.Client, cache: Cache, file: LockedFile, source: Sour
             try:
                 _transfer(client, file, source, label, out, progress)
                 return out.size
-            except httpx.TransportError as exc:
+            except _transport_errors() as exc:
                 breaks += 1
                 if breaks > RESUMES:
                     raise NetworkError(f"{label} from {redact(file.url)}: {describe(exc)} "
@@ -96,7 +98,7 @@ def _download(client: httpx.Client, cache: Cache, file: LockedFile, source: Sour
                 time.sleep(min(0.2 * breaks, 1.0))
 
 
-def _transfer(client: httpx.Client, file: LockedFile, source: Source | None, label: str,
+def _transfer(client: LazyClient, file: LockedFile, source: Source | None, label: str,
               out: HashingWriter, progress: Progress) -> None:
     """One GET, resuming after `out.size` bytes when there are any."""
     assert file.url is not None
@@ -109,13 +111,25 @@ def _transfer(client: httpx.Client, file: LockedFile, source: Source | None, lab
         if out.size and not _resumes_at(response, out.size):
             out.restart()  # the server sent the whole file (or nothing usable): start over
             if response.status_code == 416:
-                raise httpx.RemoteProtocolError("range not satisfiable")
+                raise _range_refused()
         check_status(response, source, label)
         for chunk in response.iter_raw():
             out.write(chunk)
             progress.advance(len(chunk))
             if file.size is not None and out.size > file.size:
                 raise IntegrityError(f"{label}: more than the lock's {file.size} bytes")
+
+
+def _transport_errors() -> type[Exception]:
+    import httpx
+
+    return httpx.TransportError
+
+
+def _range_refused() -> Exception:
+    import httpx
+
+    return httpx.RemoteProtocolError("range not satisfiable")
 
 
 def _resumes_at(response: httpx.Response, offset: int) -> bool:
@@ -125,7 +139,7 @@ def _resumes_at(response: httpx.Response, offset: int) -> bool:
     return content_range.startswith(f"bytes {offset}-")
 
 
-def fetch_all(client: httpx.Client, cache: Cache, items: list[tuple[LockedFile, Source | None]],
+def fetch_all(client: LazyClient, cache: Cache, items: list[tuple[LockedFile, Source | None]],
               jobs: int = 16, progress: Progress | None = None
               ) -> tuple[dict[str, Fetched], FetchSummary]:
     """Fetch each distinct file once; the first failure cancels what has not started."""

@@ -11,15 +11,18 @@ import json
 import threading
 from dataclasses import dataclass, replace
 from html.parser import HTMLParser
+from typing import TYPE_CHECKING
 from urllib.parse import urldefrag, urljoin
 
-import httpx
 from packaging.utils import canonicalize_name
 
 from .errors import IntegrityError, NetworkError
 from .model import LockedPackage, Source
-from .net import check_status, stream
+from .net import LazyClient, check_status, stream
 from .sources import redact
+
+if TYPE_CHECKING:
+    import httpx
 
 ACCEPT = ("application/vnd.pypi.simple.v1+json, "
           "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01")
@@ -97,7 +100,7 @@ def parse_html(text: str, page_url: str) -> list[IndexFile]:
 class Index:
     """Project pages through one HTTP client, each fetched at most once per run."""
 
-    def __init__(self, client: httpx.Client) -> None:
+    def __init__(self, client: LazyClient) -> None:
         self._client = client
         self._pages: dict[tuple[str, str], list[IndexFile]] = {}
         self._locks: dict[tuple[str, str], threading.Lock] = {}
@@ -129,7 +132,7 @@ class Index:
                 body = b"".join(_limited(response))
                 kind = response.headers.get("content-type", "").split(";")[0].strip()
                 page_url = str(response.url)
-        except httpx.HTTPError as exc:
+        except _http_errors() as exc:
             raise NetworkError(f"{what} at {redact(url)}: {type(exc).__name__}") from exc
         try:
             if kind == "application/vnd.pypi.simple.v1+json":
@@ -176,6 +179,12 @@ class Index:
             out.append(replace(f, filename=f.filename or hit.filename, url=hit.url,
                                yanked=f.yanked or hit.yanked))
         return replace(package, files=tuple(out))
+
+
+def _http_errors() -> type[Exception]:
+    import httpx
+
+    return httpx.HTTPError
 
 
 def _limited(response: httpx.Response):

@@ -13,12 +13,14 @@ import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from .errors import NetworkError, UsageError
 from .model import Source
 from .sources import credentials_for, redact
+
+if TYPE_CHECKING:  # httpx costs a tenth of a second to import: only when the network is used
+    import httpx
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 ATTEMPTS = 4
@@ -32,6 +34,8 @@ def make_client(jobs: int = 16, cert: str | None = None, client_cert: str | None
     `cert` is a CA bundle (else PIP_CERT, else SSL_CERT_FILE via trust_env); `client_cert`
     a PEM holding the client certificate and its key, as pip's --client-cert takes it.
     """
+    import httpx
+
     cafile = cert or os.environ.get("PIP_CERT")
     verify: ssl.SSLContext | bool = True
     if cafile or client_cert:
@@ -53,7 +57,29 @@ def make_client(jobs: int = 16, cert: str | None = None, client_cert: str | None
     )
 
 
+class LazyClient:
+    """The pooled client, made on first use: a warm or offline build never opens it."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._client: httpx.Client | None = None
+
+    def get(self) -> httpx.Client:
+        if self._client is None:
+            self._client = make_client(**self._options)
+        return self._client
+
+    def __enter__(self) -> LazyClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
 def _auth(source: Source | None, url: str) -> httpx.BasicAuth | None:
+    import httpx
+
     if source is None:
         return None
     creds = credentials_for(source, url)
@@ -83,19 +109,22 @@ def check_status(response: httpx.Response, source: Source | None, what: str) -> 
 
 
 @contextmanager
-def stream(client: httpx.Client, url: str, source: Source | None,
+def stream(client: LazyClient | httpx.Client, url: str, source: Source | None,
            headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
     """GET with retries until a response that is not worth retrying; yields it open.
 
     The caller reads the body; faults while reading are the caller's to retry because
     only it knows how much it already has.
     """
+    import httpx
+
     last: Exception | None = None
     for attempt in range(ATTEMPTS):
         response: httpx.Response | None = None
         try:
-            request = client.build_request("GET", url, headers=headers)
-            response = client.send(request, stream=True, auth=_auth(source, url))
+            http = client.get() if isinstance(client, LazyClient) else client
+            request = http.build_request("GET", url, headers=headers)
+            response = http.send(request, stream=True, auth=_auth(source, url))
         except httpx.TransportError as exc:
             last = exc
         else:
@@ -112,6 +141,8 @@ def stream(client: httpx.Client, url: str, source: Source | None,
 
 def describe(exc: Exception | None) -> str:
     """A short human reason for a transport failure, free of any URL credentials."""
+    import httpx
+
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
     if isinstance(exc, httpx.ConnectError):

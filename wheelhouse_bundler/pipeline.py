@@ -12,8 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import httpx
-
 from . import bundle, locks, manifest, select
 from . import targets as targets_mod
 from .cache import Cache, default_root
@@ -22,7 +20,7 @@ from .export import render
 from .fetch import FetchSummary, Progress, fetch_all
 from .index import Index
 from .model import Lock, LockedFile, LockedPackage, Pick, Plan, Source
-from .net import make_client
+from .net import LazyClient
 from .sources import check_not_in_argv, default_source
 
 
@@ -77,37 +75,46 @@ def _no_source(package: LockedPackage) -> Source:
     raise AssertionError(f"{package.name} has no source")  # readers always set one
 
 
-def _known_from_cache(package: LockedPackage, cache: Cache | None) -> LockedPackage:
-    """Names and origins the cache already knows, so an unchanged lock needs no index."""
-    if cache is None:
+def _names_from_cache(package: LockedPackage, cache: Cache | None) -> LockedPackage:
+    """File names the cache learned from an index before: selection needs only names."""
+    if cache is None or all(f.filename for f in package.files):
         return package
-    files = []
-    for f in package.files:
-        known = cache.known(f.sha256) if (f.filename is None or f.url is None) else None
-        if known and f.filename in (None, known[0]):
-            f = replace(f, filename=known[0], url=f.url or known[1])
-        files.append(f)
-    return replace(package, files=tuple(files))
+    return replace(package, files=tuple(
+        f if f.filename else replace(f, filename=cache.name_of(f.sha256))
+        for f in package.files))
 
 
-def client_for(opts: Options) -> httpx.Client:
-    return make_client(opts.jobs, cert=opts.cert, client_cert=opts.client_cert,
-                       timeout=opts.timeout)
+def _origins_from_cache(plans: list[Plan], cache: Cache) -> list[Plan]:
+    """Picked files already in the cache need no index: their origin is remembered."""
+    def fill(pick: Pick) -> Pick:
+        if pick.file.url is not None or (known := cache.known(pick.file.sha256)) is None:
+            return pick
+        return Pick(pick.package, replace(pick.file, url=known[1]))
+
+    return [Plan(plan.target, tuple(fill(p) for p in plan.picks)) for plan in plans]
 
 
-def prepare(opts: Options, client: httpx.Client, cache: Cache | None = None) -> Prepared:
+def client_for(opts: Options) -> LazyClient:
+    return LazyClient(jobs=opts.jobs, cert=opts.cert, client_cert=opts.client_cert,
+                      timeout=opts.timeout)
+
+
+def prepare(opts: Options, client: LazyClient, cache: Cache | None = None) -> Prepared:
     """Read the lock and choose each target's wheels (asking the index only for names
     that a hash-only lock leaves out and the cache does not know)."""
     if opts.index_url:
         check_not_in_argv(opts.index_url, "--index-url")
     lock = locks.load(opts.lock, fmt=opts.fmt, default=default_source(opts.index_url))
-    lock = replace(lock, packages=tuple(_known_from_cache(p, cache) for p in lock.packages))
+    lock = replace(lock, packages=tuple(_names_from_cache(p, cache) for p in lock.packages))
     unnamed = [p for p in lock.packages if any(f.filename is None for f in p.files)]
     if unnamed and opts.offline:
         raise NetworkError(f"--offline: the cache does not know the files of "
                            f"{', '.join(p.name for p in unnamed[:5])}; build once online")
     if unnamed:
         named = _locate(Index(client), unnamed, opts.jobs, only_names=True)
+        if cache is not None:
+            cache.remember_names({f.sha256: f.filename for p in named.values()
+                                  for f in p.files if f.filename})
         lock = replace(lock, packages=tuple(named.get(p.name, p) for p in lock.packages))
     groups = select.choose_groups(lock, with_=opts.with_groups, without=opts.without_groups,
                                   only=opts.only_groups)
@@ -146,6 +153,7 @@ def build(opts: Options, output: Path, progress: Progress | None = None) -> Buil
                 raise NetworkError(f"--offline: {len(missing)} file(s) not in the cache: "
                                    f"{', '.join(missing[:5])}"
                                    + (" ..." if len(missing) > 5 else ""))
+        prepared = replace(prepared, plans=_origins_from_cache(prepared.plans, cache))
         index = Index(client)
         plans = locate_picks(prepared, index, opts.jobs)
         items: list[tuple[LockedFile, Source | None]] = [

@@ -8,7 +8,9 @@ whole table of (package, version, target) without a usable wheel at once.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from functools import lru_cache
 
+from packaging.tags import Tag
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
@@ -68,9 +70,14 @@ def needed(lock: Lock, target: Target, groups: Collection[str],
     return [p for p in lock.packages if applies(p, target, groups, extras)]
 
 
+@lru_cache(maxsize=64)
+def _rank(tags: tuple[Tag, ...]) -> dict[Tag, int]:
+    return {tag: i for i, tag in enumerate(tags)}
+
+
 def ranked_wheels(package: LockedPackage, target: Target) -> list[LockedFile]:
     """The package's wheels that install on the target, best first (pip's order)."""
-    rank = {tag: i for i, tag in enumerate(target.tags)}
+    rank = _rank(tuple(target.tags))
     scored = []
     for f in package.files:
         if not f.is_wheel:
