@@ -33,8 +33,12 @@ LockArg = Annotated[Path, typer.Argument(
     help="A lock file (poetry.lock, hashed requirements.txt) or a project folder holding one.")]
 BundleArg = Annotated[Path, typer.Argument(help="The bundle tarball (.tar or .tar.gz).")]
 TargetOpt = Annotated[list[str] | None, typer.Option(
-    "--target", "-t", help="Target spec, repeatable: host (default), cp311-manylinux_2_28_x86_64, "
-    "cp312-win_amd64, ...")]
+    "--target", "-t", help="Target spec, repeatable: host, cp311-manylinux_2_28_x86_64, "
+    "cp312-win_amd64, ... Default: `targets` in [tool.wheelhouse-bundler] of the project's "
+    "pyproject.toml, else host.")]
+TargetFileOpt = Annotated[list[Path] | None, typer.Option(
+    "--target-file", help="A target described by JSON from `python3 probe.py` or "
+    "`target-info` run on the target machine (repeatable).")]
 WithOpt = Annotated[list[str] | None, typer.Option(
     "--with", help="Add an optional dependency group (repeatable).")]
 WithoutOpt = Annotated[list[str] | None, typer.Option(
@@ -86,10 +90,12 @@ def _options(lock: Path, fmt: str | None, target: list[str] | None, with_: list[
              without: list[str] | None, only: list[str] | None, extras: list[str] | None,
              all_extras: bool, index_url: str | None, cache_dir: Path | None = None,
              jobs: int = 16, *, offline: bool = False, timeout: float = 30.0,
-             cert: Path | None = None, client_cert: Path | None = None):
+             cert: Path | None = None, client_cert: Path | None = None,
+             target_file: list[Path] | None = None):
     from .pipeline import Options
 
     return Options(lock=lock, fmt=fmt, targets=tuple(target or ()),
+                   target_files=tuple(target_file or ()),
                    with_groups=tuple(with_ or ()), without_groups=tuple(without or ()),
                    only_groups=tuple(only or ()), extras=tuple(extras or ()),
                    all_extras=all_extras, index_url=index_url, cache_dir=cache_dir, jobs=jobs,
@@ -121,15 +127,19 @@ class _Bar:
         self._bar.close()
 
 
-@app.command(epilog="Example: wheelhouse-bundler export poetry.lock --with dev -o requirements.txt")
+@app.command(epilog="Examples:\n\n"
+             "wheelhouse-bundler export poetry.lock --with dev -o requirements.txt\n\n"
+             "wheelhouse-bundler export . -t host -t cp312-win_amd64 -o reqs/\n\n"
+             "wheelhouse-bundler export . --target-file bastion.json -o requirements.txt")
 def export(
     lock: LockArg,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="File to write (one target) or folder (one <target>.txt each). "
         "Default: stdout.")] = None,
-    target: TargetOpt = None, with_: WithOpt = None, without: WithoutOpt = None,
-    only: OnlyOpt = None, extras: ExtrasOpt = None, all_extras: AllExtrasOpt = False,
-    fmt: FormatOpt = None, index_url: IndexOpt = None, quiet: QuietOpt = False,
+    target: TargetOpt = None, target_file: TargetFileOpt = None, with_: WithOpt = None,
+    without: WithoutOpt = None, only: OnlyOpt = None, extras: ExtrasOpt = None,
+    all_extras: AllExtrasOpt = False, fmt: FormatOpt = None, index_url: IndexOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Write pinned, hashed requirements for each target (markers evaluated)."""
     from .bundle import atomic_output
@@ -137,7 +147,7 @@ def export(
 
     _Out.quiet = quiet
     texts = run_export(_options(lock, fmt, target, with_, without, only, extras, all_extras,
-                                index_url))
+                                index_url, target_file=target_file))
     if output is None:
         if len(texts) > 1:
             raise UsageError("several targets: give -o FOLDER to write one file per target")
@@ -154,15 +164,20 @@ def export(
         _Out.info(f"wrote {output / f'{name}.txt'}")
 
 
-@app.command(epilog="Example: wheelhouse-bundler bundle poetry.lock -t cp311-manylinux_2_28_x86_64"
-             " -o app.tar")
+@app.command(epilog="Examples:\n\n"
+             "wheelhouse-bundler bundle poetry.lock -t cp311-manylinux_2_28_x86_64 -o app.tar\n\n"
+             "wheelhouse-bundler bundle . -t host -t cp312-musllinux_1_2_aarch64 "
+             "-t cp313-win_amd64 -o app.tar\n\n"
+             "wheelhouse-bundler bundle . --target-file bastion.json -o app.tar   "
+             "(bastion.json: `python3 probe.py` run on the bastion; see target-info)")
 def bundle(
     lock: LockArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="The bundle to write: .tar "
                                          "(fast, wheels are compressed) or .tar.gz.")],
-    target: TargetOpt = None, with_: WithOpt = None, without: WithoutOpt = None,
-    only: OnlyOpt = None, extras: ExtrasOpt = None, all_extras: AllExtrasOpt = False,
-    fmt: FormatOpt = None, index_url: IndexOpt = None, cache_dir: CacheOpt = None,
+    target: TargetOpt = None, target_file: TargetFileOpt = None, with_: WithOpt = None,
+    without: WithoutOpt = None, only: OnlyOpt = None, extras: ExtrasOpt = None,
+    all_extras: AllExtrasOpt = False, fmt: FormatOpt = None, index_url: IndexOpt = None,
+    cache_dir: CacheOpt = None,
     jobs: JobsOpt = 16, offline: OfflineOpt = False, timeout: TimeoutOpt = 30.0,
     cert: CertOpt = None, client_cert: ClientCertOpt = None,
     json_out: JsonOpt = False, quiet: QuietOpt = False,
@@ -177,7 +192,8 @@ def bundle(
     try:
         built = build(_options(lock, fmt, target, with_, without, only, extras, all_extras,
                                index_url, cache_dir, jobs, offline=offline, timeout=timeout,
-                               cert=cert, client_cert=client_cert), output, progress=bar)
+                               cert=cert, client_cert=client_cert, target_file=target_file),
+                      output, progress=bar)
     finally:
         bar.close()
     f = built.fetch
@@ -186,7 +202,8 @@ def bundle(
         _emit_json({"output": str(built.output), "sha256": built.sha256,
                     "targets": [p.target.name for p in built.plans], "files": built.files,
                     "bytes": built.size, "downloaded": f.downloaded, "from_cache": f.from_cache,
-                    "seconds": round(f.seconds, 3)})
+                    "seconds": round(f.seconds, 3),
+                    "network_seconds": round(built.network_seconds, 3)})
         return
     _Out.info(f"fetched {f.files} files, {f.bytes / 1e6:.1f} MB ({f.from_cache} from cache) "
               f"in {f.seconds:.2f}s, {speed:.1f} MB/s")
@@ -266,6 +283,36 @@ def install(
         return
     typer.echo(f"installed {done.packages} packages for {done.target} into {done.venv} "
                f"in {done.seconds:.1f}s")
+
+
+@app.command("target-info", epilog="Examples:\n\n"
+             "wheelhouse-bundler target-info                       (this Python)\n\n"
+             "wheelhouse-bundler target-info --python /usr/bin/python3.12 > t312.json\n\n"
+             "wheelhouse-bundler target-info --script > probe.py   (copy to the bastion, run "
+             "`python3 probe.py > bastion.json` there, then on the build box: "
+             "wheelhouse-bundler bundle . --target-file bastion.json -o app.tar)")
+def target_info(
+    python: Annotated[str | None, typer.Option(
+        "--python", help="Describe this interpreter instead of the running one (it needs "
+        "nothing installed).")] = None,
+    script: Annotated[bool, typer.Option(
+        "--script", help="Print the stdlib-only probe script instead, to run on a machine "
+        "without wheelhouse-bundler (Python 3.8+).")] = False,
+) -> None:
+    """Print an interpreter's exact wheel tags and marker environment as JSON.
+
+    The output is a target file: `--target-file` on the build box reads it (or the raw
+    output of the probe script) to bundle exactly the wheels that machine's pip picks.
+    """
+    from . import targets
+
+    if script:
+        if python is not None:
+            raise UsageError("--script prints the probe itself; it takes no --python")
+        typer.echo(targets.probe_source(), nl=False)
+        return
+    target, facts = targets.interpreter(python)
+    _emit_json(targets.describe(target, facts))
 
 
 @app.command("version")

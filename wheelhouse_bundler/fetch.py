@@ -10,6 +10,7 @@ reported through a callback object: printing is the CLI's job.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,12 +58,17 @@ class _Silent:
         pass
 
 
+Locate = Callable[[LockedFile], LockedFile]
+
+
 def fetch_one(client: LazyClient, cache: Cache, file: LockedFile, source: Source | None,
-              progress: Progress) -> Fetched:
+              progress: Progress, locate: Locate | None = None) -> Fetched:
     if (hit := cache.get(file.sha256)) is not None:
         fetched = Fetched(file, hit, hit.stat().st_size, True)
         progress.finished(fetched)
         return fetched
+    if not file.url and locate is not None:
+        file = locate(file)  # in the worker, so index pages overlap other transfers
     if not file.url:
         raise NetworkError(f"{file.filename}: no URL known to download it from")
     label = file.filename or file.url
@@ -140,15 +146,19 @@ def _resumes_at(response: httpx.Response, offset: int) -> bool:
 
 
 def fetch_all(client: LazyClient, cache: Cache, items: list[tuple[LockedFile, Source | None]],
-              jobs: int = 16, progress: Progress | None = None
+              jobs: int = 16, progress: Progress | None = None, locate: Locate | None = None
               ) -> tuple[dict[str, Fetched], FetchSummary]:
-    """Fetch each distinct file once; the first failure cancels what has not started."""
+    """Fetch each distinct file once; the first failure cancels what has not started.
+
+    `locate` gives a file without a URL its URL (from its index page) just before the
+    download, inside the same worker.
+    """
     start = time.monotonic()
     report = progress or _Silent()
     unique = {f.sha256: (f, s) for f, s in items}
     results: dict[str, Fetched] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(fetch_one, client, cache, f, s, report): sha
+        futures = {pool.submit(fetch_one, client, cache, f, s, report, locate): sha
                    for sha, (f, s) in sorted(unique.items())}
         try:
             for future in as_completed(futures):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,11 +64,13 @@ class LazyClient:
     def __init__(self, **options: Any) -> None:
         self._options = options
         self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
 
     def get(self) -> httpx.Client:
-        if self._client is None:
-            self._client = make_client(**self._options)
-        return self._client
+        with self._lock:  # sixteen workers start at once; they must share one pool
+            if self._client is None:
+                self._client = make_client(**self._options)
+            return self._client
 
     def __enter__(self) -> LazyClient:
         return self

@@ -7,6 +7,7 @@ nor decides policy, so the CLI and the tests drive the same path.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -31,6 +32,7 @@ class Options:
     lock: Path
     fmt: str | None = None
     targets: tuple[str, ...] = ()
+    target_files: tuple[Path, ...] = ()
     with_groups: tuple[str, ...] = ()
     without_groups: tuple[str, ...] = ()
     only_groups: tuple[str, ...] = ()
@@ -61,6 +63,7 @@ class Built:
     files: int
     size: int
     fetch: FetchSummary
+    network_seconds: float  # lock to last byte fetched: index pages and files
 
 
 def _locate(index: Index, packages: Iterable[LockedPackage], jobs: int, only_names: bool
@@ -99,11 +102,13 @@ def client_for(opts: Options) -> LazyClient:
                       timeout=opts.timeout)
 
 
-def prepare(opts: Options, client: LazyClient, cache: Cache | None = None) -> Prepared:
+def prepare(opts: Options, index: Index, cache: Cache | None = None) -> Prepared:
     """Read the lock and choose each target's wheels (asking the index only for names
     that a hash-only lock leaves out and the cache does not know)."""
     if opts.index_url:
         check_not_in_argv(opts.index_url, "--index-url")
+    # Targets first: a bad spec or target file fails before any index is asked.
+    chosen = targets_mod.resolve(opts.targets, opts.target_files, project=opts.lock)
     lock = locks.load(opts.lock, fmt=opts.fmt, default=default_source(opts.index_url))
     lock = replace(lock, packages=tuple(_names_from_cache(p, cache) for p in lock.packages))
     unnamed = [p for p in lock.packages if any(f.filename is None for f in p.files)]
@@ -111,7 +116,7 @@ def prepare(opts: Options, client: LazyClient, cache: Cache | None = None) -> Pr
         raise NetworkError(f"--offline: the cache does not know the files of "
                            f"{', '.join(p.name for p in unnamed[:5])}; build once online")
     if unnamed:
-        named = _locate(Index(client), unnamed, opts.jobs, only_names=True)
+        named = _locate(index, unnamed, opts.jobs, only_names=True)
         if cache is not None:
             cache.remember_names({f.sha256: f.filename for p in named.values()
                                   for f in p.files if f.filename})
@@ -119,33 +124,17 @@ def prepare(opts: Options, client: LazyClient, cache: Cache | None = None) -> Pr
     groups = select.choose_groups(lock, with_=opts.with_groups, without=opts.without_groups,
                                   only=opts.only_groups)
     extras = select.choose_extras(lock, opts.extras, opts.all_extras)
-    plans = select.plan(lock, targets_mod.resolve(list(opts.targets)), groups, extras)
+    plans = select.plan(lock, chosen, groups, extras)
     return Prepared(lock, plans, groups, extras)
-
-
-def locate_picks(prepared: Prepared, index: Index, jobs: int) -> list[Plan]:
-    """Plans whose every picked file has a URL (from the lock, else the package's index)."""
-    packages = {p.package.name: p.package for plan in prepared.plans for p in plan.picks}
-    unlocated = {pick.package.name for plan in prepared.plans for pick in plan.picks
-                 if pick.file.url is None}
-    needs = [packages[name] for name in sorted(unlocated)]
-    located = _locate(index, needs, jobs, only_names=False)
-
-    def fill(pick: Pick) -> Pick:
-        pkg = located.get(pick.package.name)
-        if pkg is None:
-            return pick
-        file = next(f for f in pkg.files if f.sha256 == pick.file.sha256)
-        return Pick(pkg, file)
-
-    return [Plan(plan.target, tuple(fill(p) for p in plan.picks)) for plan in prepared.plans]
 
 
 def build(opts: Options, output: Path, progress: Progress | None = None) -> Built:
     """The whole build-box side: lock to a verified-by-construction bundle at `output`."""
+    started = time.monotonic()
     cache = Cache(opts.cache_dir or default_root())
     with client_for(opts) as client:
-        prepared = prepare(opts, client, cache)
+        index = Index(client)
+        prepared = prepare(opts, index, cache)
         if opts.offline:
             missing = sorted({p.file.filename or p.file.sha256 for plan in prepared.plans
                               for p in plan.picks if cache.get(p.file.sha256) is None})
@@ -154,16 +143,26 @@ def build(opts: Options, output: Path, progress: Progress | None = None) -> Buil
                                    f"{', '.join(missing[:5])}"
                                    + (" ..." if len(missing) > 5 else ""))
         prepared = replace(prepared, plans=_origins_from_cache(prepared.plans, cache))
-        index = Index(client)
-        plans = locate_picks(prepared, index, opts.jobs)
+        packages = {pick.file.sha256: pick.package
+                    for plan in prepared.plans for pick in plan.picks}
+
+        def locate(file: LockedFile) -> LockedFile:
+            package = packages[file.sha256]
+            assert package.source is not None
+            located = index.locate(package, package.source)
+            return next(f for f in located.files if f.sha256 == file.sha256)
+
         items: list[tuple[LockedFile, Source | None]] = [
-            (pick.file, pick.package.source) for plan in plans for pick in plan.picks]
-        fetched, summary = fetch_all(client, cache, items, opts.jobs, progress)
+            (pick.file, pick.package.source) for plan in prepared.plans for pick in plan.picks]
+        fetched, summary = fetch_all(client, cache, items, opts.jobs, progress, locate)
+    network = time.monotonic() - started
+    plans = [Plan(plan.target, tuple(Pick(p.package, fetched[p.file.sha256].file)
+                                     for p in plan.picks)) for plan in prepared.plans]
     sizes = {sha: f.size for sha, f in fetched.items()}
     man = manifest.build(prepared.lock, plans, sizes, prepared.groups, prepared.extras)
     members = bundle_members(man, plans, {sha: f.path for sha, f in fetched.items()})
     digest = bundle.write(output, members)
-    return Built(output, digest, plans, len(man.files), sum(sizes.values()), summary)
+    return Built(output, digest, plans, len(man.files), sum(sizes.values()), summary, network)
 
 
 def bundle_members(man: manifest.Manifest, plans: list[Plan], paths: dict[str, Path]
@@ -189,7 +188,7 @@ def bundle_members(man: manifest.Manifest, plans: list[Plan], paths: dict[str, P
 def export(opts: Options) -> dict[str, str]:
     """Requirements text per target name, every usable wheel's hash on each line."""
     with client_for(opts) as client:
-        prepared = prepare(opts, client, Cache(opts.cache_dir or default_root()))
+        prepared = prepare(opts, Index(client), Cache(opts.cache_dir or default_root()))
     out = {}
     for plan in prepared.plans:
         entries = [(p.package, select.ranked_wheels(p.package, plan.target)) for p in plan.picks]
