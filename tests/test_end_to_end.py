@@ -261,3 +261,20 @@ def test_failed_install_keeps_the_previous_release(project, index_server, wheel_
     assert os.readlink(venv) == before
     assert [p.name for p in (tmp_path / "venv.releases").iterdir()] == [Path(before).name]
     assert installed(venv) == {"alpha": "1.0", "beta": "2.0"}
+
+
+def test_download_writes_only_the_target_wheels(project, index_server, tmp_path,
+                                                capsys) -> None:
+    root, pins = project
+    dest = tmp_path / "dl"
+    assert cli("download", root, "-d", dest, "-t", "cp312-win_amd64", "--with", "dev",
+               "--index-url", index_server.url, "--cache-dir", tmp_path / "cache",
+               "--json") == 0
+    listing = json.loads(capsys.readouterr().out)
+    expected = {w.name for p in pins if p.name in ("alpha", "beta", "winonly", "devtool")
+                for w in p.wheels}
+    assert set(listing["files"]) == expected == {p.name for p in dest.iterdir()}
+    for pin in pins:
+        for w in pin.wheels:
+            if w.name in expected:
+                assert (dest / w.name).read_bytes() == w.read_bytes()

@@ -211,6 +211,40 @@ def bundle(
               f"{built.files} wheels, sha256 {built.sha256}")
 
 
+@app.command(epilog="Example: wheelhouse-bundler download poetry.lock -t cp312-win_amd64 -d whl/")
+def download(
+    lock: LockArg,
+    dest: Annotated[Path, typer.Option("--dest", "-d", help="Folder for the wheels.")],
+    target: TargetOpt = None, with_: WithOpt = None, without: WithoutOpt = None,
+    only: OnlyOpt = None, extras: ExtrasOpt = None, all_extras: AllExtrasOpt = False,
+    fmt: FormatOpt = None, index_url: IndexOpt = None, cache_dir: CacheOpt = None,
+    jobs: JobsOpt = 16, offline: OfflineOpt = False, timeout: TimeoutOpt = 30.0,
+    cert: CertOpt = None, client_cert: ClientCertOpt = None,
+    json_out: JsonOpt = False, quiet: QuietOpt = False,
+) -> None:
+    """Download each target's wheels (hash-checked) into a folder, without bundling."""
+    from .pipeline import download as run_download
+
+    _Out.quiet = quiet
+    bar = _Bar(quiet)
+    try:
+        got = run_download(_options(lock, fmt, target, with_, without, only, extras,
+                                    all_extras, index_url, cache_dir, jobs, offline=offline,
+                                    timeout=timeout, cert=cert, client_cert=client_cert),
+                           dest, progress=bar)
+    finally:
+        bar.close()
+    files = sorted({p.file.filename for plan in got.plans for p in plan.picks
+                    if p.file.filename})
+    if json_out:
+        _emit_json({"dest": str(dest), "files": files,
+                    "targets": [p.target.name for p in got.plans],
+                    "downloaded": got.summary.downloaded,
+                    "from_cache": got.summary.from_cache})
+        return
+    _Out.info(f"{len(files)} wheels in {dest} ({got.summary.from_cache} from cache)")
+
+
 @app.command(epilog="Example: wheelhouse-bundler verify app.tar")
 def verify(bundle: BundleArg, json_out: JsonOpt = False, quiet: QuietOpt = False) -> None:
     """Check the tarball: sidecar, every member's size and sha256, safe names, nothing extra."""

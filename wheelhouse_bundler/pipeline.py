@@ -7,6 +7,7 @@ nor decides policy, so the CLI and the tests drive the same path.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -128,8 +129,20 @@ def prepare(opts: Options, index: Index, cache: Cache | None = None) -> Prepared
     return Prepared(lock, plans, groups, extras)
 
 
-def build(opts: Options, output: Path, progress: Progress | None = None) -> Built:
-    """The whole build-box side: lock to a verified-by-construction bundle at `output`."""
+@dataclass(frozen=True)
+class Fetched:
+    """The build box's work up to the bytes: plans with located files, all in the cache."""
+
+    prepared: Prepared
+    plans: list[Plan]
+    paths: dict[str, Path]
+    sizes: dict[str, int]
+    summary: FetchSummary
+    network_seconds: float
+
+
+def fetch(opts: Options, progress: Progress | None = None) -> Fetched:
+    """Lock to plans, and every picked file in the cache with its hash checked."""
     started = time.monotonic()
     cache = Cache(opts.cache_dir or default_root())
     with client_for(opts) as client:
@@ -155,14 +168,37 @@ def build(opts: Options, output: Path, progress: Progress | None = None) -> Buil
         items: list[tuple[LockedFile, Source | None]] = [
             (pick.file, pick.package.source) for plan in prepared.plans for pick in plan.picks]
         fetched, summary = fetch_all(client, cache, items, opts.jobs, progress, locate)
-    network = time.monotonic() - started
     plans = [Plan(plan.target, tuple(Pick(p.package, fetched[p.file.sha256].file)
                                      for p in plan.picks)) for plan in prepared.plans]
-    sizes = {sha: f.size for sha, f in fetched.items()}
-    man = manifest.build(prepared.lock, plans, sizes, prepared.groups, prepared.extras)
-    members = bundle_members(man, plans, {sha: f.path for sha, f in fetched.items()})
-    digest = bundle.write(output, members)
-    return Built(output, digest, plans, len(man.files), sum(sizes.values()), summary, network)
+    return Fetched(prepared, plans, {sha: f.path for sha, f in fetched.items()},
+                   {sha: f.size for sha, f in fetched.items()}, summary,
+                   time.monotonic() - started)
+
+
+def build(opts: Options, output: Path, progress: Progress | None = None) -> Built:
+    """The whole build-box side: lock to a verified-by-construction bundle at `output`."""
+    got = fetch(opts, progress)
+    man = manifest.build(got.prepared.lock, got.plans, got.sizes, got.prepared.groups,
+                         got.prepared.extras)
+    digest = bundle.write(output, bundle_members(man, got.plans, got.paths))
+    return Built(output, digest, got.plans, len(man.files), sum(got.sizes.values()),
+                 got.summary, got.network_seconds)
+
+
+def download(opts: Options, dest: Path, progress: Progress | None = None) -> Fetched:
+    """The picked wheels copied into `dest` (no bundle), each written whole or not at all."""
+    got = fetch(opts, progress)
+    dest.mkdir(parents=True, exist_ok=True)
+    for plan in got.plans:
+        for pick in plan.picks:
+            assert pick.file.filename is not None
+            target = dest / pick.file.filename
+            if target.is_file() and target.stat().st_size == got.sizes[pick.file.sha256]:
+                continue
+            with bundle.atomic_output(target) as out, open(got.paths[pick.file.sha256],
+                                                           "rb") as src:
+                shutil.copyfileobj(src, out, 1024 * 1024)
+    return got
 
 
 def bundle_members(man: manifest.Manifest, plans: list[Plan], paths: dict[str, Path]
