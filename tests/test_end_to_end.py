@@ -278,3 +278,33 @@ def test_download_writes_only_the_target_wheels(project, index_server, tmp_path,
         for w in pin.wheels:
             if w.name in expected:
                 assert (dest / w.name).read_bytes() == w.read_bytes()
+
+
+def _limit_file_size() -> None:
+    """In the child: writes past 200 kB fail with EFBIG, like a disk that is full."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+
+def test_full_disk_while_writing_leaves_no_bundle(index_server, wheel_factory, tmp_path,
+                                                  clean_environ) -> None:
+    big = wheel_factory("bulky", "1.0", payload_size=1_000_000)
+    index_server.add(big)
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text(hashed_requirements([Pin("bulky", "1.0", [big])]))
+    cache = tmp_path / "cache"
+    # Fill the cache first (the limit would stop the download too), then build full-disk.
+    assert cli("bundle", reqs, "-o", tmp_path / "first.tar", "--index-url", index_server.url,
+               "--cache-dir", cache, "-q") == 0
+    out = tmp_path / "out" / "app.tar"
+    done = subprocess.run([sys.executable, "-m", "wheelhouse_bundler", "bundle", str(reqs),
+                           "-o", str(out), "--cache-dir", str(cache), "--index-url",
+                           index_server.url, "-q"], capture_output=True, text=True,
+                          preexec_fn=_limit_file_size, check=False)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "File too large" in lines[0] and "Traceback" not in done.stderr
+    assert list((tmp_path / "out").iterdir()) == []

@@ -368,6 +368,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return 2
+    except OSError as exc:  # a full disk, a read-only folder: the machine, not a bug
+        where = exc.filename or "a file"
+        typer.echo(f"wheelhouse-bundler: error: {where}: {exc.strerror or exc}", err=True)
+        return 2
     except (click.exceptions.Abort, KeyboardInterrupt):
         typer.echo("wheelhouse-bundler: interrupted", err=True)
         return 130
