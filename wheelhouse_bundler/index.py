@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 from .errors import IntegrityError, NetworkError
 from .model import LockedPackage, Source
 from .net import LazyClient, check_status, stream
-from .sources import redact
+from .sources import redact, split_credentials
 
 if TYPE_CHECKING:
     import httpx
@@ -117,8 +117,6 @@ class Index:
             return self._pages[key]
 
     def _fetch(self, source: Source, project: str) -> list[IndexFile]:
-        from .sources import split_credentials
-
         base, _ = split_credentials(source.url)
         url = urljoin(base, f"{project}/")
         self.requests += 1

@@ -69,14 +69,12 @@ class Built:
 
 def _locate(index: Index, packages: Iterable[LockedPackage], jobs: int, only_names: bool
             ) -> dict[str, LockedPackage]:
-    todo = list(packages)
+    def one(package: LockedPackage) -> LockedPackage:
+        assert package.source is not None  # every reader sets one
+        return index.locate(package, package.source, only_names)
+
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        done = pool.map(lambda p: index.locate(p, p.source or _no_source(p), only_names), todo)
-        return {p.name: p for p in done}
-
-
-def _no_source(package: LockedPackage) -> Source:
-    raise AssertionError(f"{package.name} has no source")  # readers always set one
+        return {p.name: p for p in pool.map(one, list(packages))}
 
 
 def _names_from_cache(package: LockedPackage, cache: Cache | None) -> LockedPackage:

@@ -12,7 +12,7 @@ import netrc
 import os
 import re
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .errors import UsageError
 from .model import Source
@@ -44,8 +44,6 @@ def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
         return url, None
     userinfo, host = parts.netloc.rsplit("@", 1)
     user, _, password = userinfo.partition(":")
-    from urllib.parse import unquote
-
     return urlunsplit(parts._replace(netloc=host)), (unquote(user), unquote(password))
 
 
