@@ -215,9 +215,10 @@ def bundle(
 def download(
     lock: LockArg,
     dest: Annotated[Path, typer.Option("--dest", "-d", help="Folder for the wheels.")],
-    target: TargetOpt = None, with_: WithOpt = None, without: WithoutOpt = None,
-    only: OnlyOpt = None, extras: ExtrasOpt = None, all_extras: AllExtrasOpt = False,
-    fmt: FormatOpt = None, index_url: IndexOpt = None, cache_dir: CacheOpt = None,
+    target: TargetOpt = None, target_file: TargetFileOpt = None, with_: WithOpt = None,
+    without: WithoutOpt = None, only: OnlyOpt = None, extras: ExtrasOpt = None,
+    all_extras: AllExtrasOpt = False, fmt: FormatOpt = None, index_url: IndexOpt = None,
+    cache_dir: CacheOpt = None,
     jobs: JobsOpt = 16, offline: OfflineOpt = False, timeout: TimeoutOpt = 30.0,
     cert: CertOpt = None, client_cert: ClientCertOpt = None,
     json_out: JsonOpt = False, quiet: QuietOpt = False,
@@ -230,7 +231,8 @@ def download(
     try:
         got = run_download(_options(lock, fmt, target, with_, without, only, extras,
                                     all_extras, index_url, cache_dir, jobs, offline=offline,
-                                    timeout=timeout, cert=cert, client_cert=client_cert),
+                                    timeout=timeout, cert=cert, client_cert=client_cert,
+                                    target_file=target_file),
                            dest, progress=bar)
     finally:
         bar.close()

@@ -9,30 +9,29 @@ pip runs isolated from the machine's configuration: the bundle alone decides.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.tags import Tag, parse_tag, sys_tags
+from packaging.tags import Tag
 from packaging.utils import parse_wheel_filename
 
+from . import targets
 from .errors import InstallError, UsageError
 from .manifest import requirements_path, wheel_path
-from .model import Manifest
+from .model import Manifest, Target
 from .verify import verify
 
 Log = Callable[[str], None]
-_TAGS_PROBE = ("import json\n"
-               "try:\n from packaging import tags\n"
-               "except ImportError:\n from pip._vendor.packaging import tags\n"
-               "print(json.dumps([str(t) for t in tags.sys_tags()]))\n")
+_SAME_INTERPRETER = ("python_version", "sys_platform", "implementation_name")
+"""Markers a bundle target must share with the interpreter: its requirements were chosen
+by evaluating the lock's markers with them."""
 
 
 @dataclass(frozen=True)
@@ -54,16 +53,28 @@ def clean_env() -> dict[str, str]:
     return env
 
 
+def interpreter_target(python: str | None) -> Target:
+    """The interpreter as a target: its own pip's tags and its markers, from the probe.
+
+    The probe is stdlib-only, so this works on an interpreter with nothing installed.
+    """
+    return targets.interpreter(python)[0]
+
+
 def interpreter_tags(python: str | None) -> list[Tag]:
     """The tags the interpreter's own pip accepts, best first."""
-    if python is None or Path(python).resolve() == Path(sys.executable).resolve():
-        return list(sys_tags())
-    proc = _run([python, "-c", _TAGS_PROBE], "asking the interpreter for its tags")
-    return [t for s in json.loads(proc.stdout) for t in parse_tag(s)]
+    return list(interpreter_target(python).tags)
 
 
-def choose_target(manifest: Manifest, tag_list: list[Tag], wanted: str | None) -> str:
-    """The bundle target whose every wheel this interpreter accepts, best fit first."""
+def choose_target(manifest: Manifest, tag_list: list[Tag], wanted: str | None,
+                  environment: Mapping[str, str] | None = None) -> str:
+    """The bundle target whose every wheel this interpreter accepts, best fit first.
+
+    Best fit: the target whose wheels rank best in the interpreter's tags, compared
+    worst wheel first (pure wheels shared by all targets tie, the next decides), then by
+    name. With `environment` (the interpreter's markers), a target made for another
+    Python version or OS is ruled out even when all its wheels are pure.
+    """
     names = [t.name for t in manifest.targets]
     if wanted is not None:
         if wanted not in names:
@@ -71,20 +82,29 @@ def choose_target(manifest: Manifest, tag_list: list[Tag], wanted: str | None) -
                              f"{', '.join(names)})")
         return wanted
     rank = {tag: i for i, tag in enumerate(tag_list)}
-    best: tuple[int, str] | None = None
-    for name in names:
-        worst = 0
-        for f in manifest.files_for(name):
+    best: tuple[tuple[int, ...], str] | None = None
+    why: list[str] = []
+    for target in manifest.targets:
+        mismatch = [k for k in _SAME_INTERPRETER if environment is not None
+                    and target.environment.get(k) != environment.get(k)]
+        if mismatch:
+            why.append(f"{target.name} ({mismatch[0]} {target.environment.get(mismatch[0])})")
+            continue
+        fits: list[int] = []
+        for f in manifest.files_for(target.name):
             ranks = [rank[t] for t in parse_wheel_filename(f.filename)[3] if t in rank]
             if not ranks:
+                why.append(f"{target.name} ({f.filename} does not fit)")
                 break
-            worst = max(worst, min(ranks))
+            fits.append(min(ranks))
         else:
-            if best is None or (worst, name) < best:
-                best = (worst, name)
+            key = (tuple(sorted(fits, reverse=True)), target.name)
+            if best is None or key < best:
+                best = key
     if best is None:
+        here = f", python_version {environment.get('python_version')}" if environment else ""
         raise InstallError(f"no target in the bundle fits this interpreter (best tag "
-                           f"{tag_list[0]}); the bundle has: {', '.join(names)}")
+                           f"{tag_list[0]}{here}); the bundle has: {'; '.join(why)}")
     return best[1]
 
 
@@ -137,7 +157,8 @@ def install(bundle: Path, venv: Path, *, python: str | None = None, target: str 
         checked = verify(bundle, extract_to=staging)
         assert checked.root is not None
         interpreter = python or sys.executable
-        chosen = choose_target(checked.manifest, interpreter_tags(python), target)
+        me = interpreter_target(python)
+        chosen = choose_target(checked.manifest, list(me.tags), target, me.environment)
         log(f"target {chosen}")
         release = _new_release(releases, checked.top)
         log(f"creating venv {release}")

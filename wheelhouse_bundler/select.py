@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable
 from functools import lru_cache
 
 from packaging.tags import Tag
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from .errors import SelectionError, UsageError
@@ -84,8 +84,14 @@ def ranked_wheels(package: LockedPackage, target: Target) -> list[LockedFile]:
             continue
         best = min((rank[t] for t in f.tags() if t in rank), default=None)
         if best is not None:
-            scored.append((best, f.filename or "", f))
-    return [f for _, _, f in sorted(scored, key=lambda s: (s[0], s[1]))]
+            build = parse_wheel_filename(f.filename or "")[2]
+            scored.append((best, build, f.filename or "", f))
+    # pip's order: best tag first; on a tie the highest build number; then by name, so
+    # the choice never depends on the order of files in the lock.
+    scored.sort(key=lambda s: s[2])
+    scored.sort(key=lambda s: s[1], reverse=True)
+    scored.sort(key=lambda s: s[0])
+    return [s[3] for s in scored]
 
 
 def _python_ok(package: LockedPackage, target: Target) -> bool:
