@@ -79,6 +79,39 @@ class LockedPackage:
 
 
 @dataclass(frozen=True)
+class Edge:
+    """A dependency as a graph lock records it: taken when `marker` holds on the target.
+
+    `extras` are the dependency's own extras the edge asks for; `version` pins which of
+    several locked versions of `name` it means (uv forks one name into several versions
+    by resolution markers), None when the lock holds only one.
+    """
+
+    name: NormalizedName
+    marker: Marker | None = None
+    extras: frozenset[str] = frozenset()
+    version: Version | None = None
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A lock that records who depends on whom (uv) instead of when each package applies.
+
+    What a target installs is a walk from the roots: `groups[g]` for each selected group
+    (the project's own dependencies are the group "main", as in poetry), `extras[x]` for
+    each requested extra, then each reached package's `deps[(name, version)][None]` plus
+    `[extra]` for the extras its edge named. Markers depend on the target, so the walk
+    happens per target (select.needed). Nodes in `members` (the project and workspace
+    members) are walked through but never bundled.
+    """
+
+    extras: Mapping[str, tuple[Edge, ...]]
+    groups: Mapping[str, tuple[Edge, ...]]
+    deps: Mapping[tuple[NormalizedName, Version], Mapping[str | None, tuple[Edge, ...]]]
+    members: frozenset[tuple[NormalizedName, Version]] = frozenset()
+
+
+@dataclass(frozen=True)
 class Lock:
     """A parsed lock: what to install, never how to resolve it again."""
 
@@ -90,6 +123,7 @@ class Lock:
     groups: frozenset[str] = frozenset()
     extras: frozenset[str] = frozenset()
     requires_python: SpecifierSet | None = None
+    graph: Graph | None = None  # set by graph locks (uv): select walks it per target
 
 
 @dataclass(frozen=True)
@@ -129,6 +163,7 @@ class ManifestFile:
     origin: str
     targets: tuple[str, ...]
     yanked: bool = False
+    own: bool = False  # the locked project's own wheel, installed last with --no-deps
 
 
 @dataclass(frozen=True)
@@ -137,6 +172,16 @@ class ManifestTarget:
 
     name: str
     environment: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class AcceptedVuln:
+    """An advisory that matched a bundled version and was accepted with --ignore-vuln."""
+
+    id: str
+    package: str
+    version: str
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,6 +197,7 @@ class Manifest:
     extras: tuple[str, ...]
     targets: tuple[ManifestTarget, ...]
     files: tuple[ManifestFile, ...]
+    accepted_vulns: tuple[AcceptedVuln, ...] = ()
 
     def files_for(self, target: str) -> list[ManifestFile]:
         return [f for f in self.files if target in f.targets]

@@ -11,11 +11,11 @@ from collections.abc import Collection, Iterable
 from functools import lru_cache
 
 from packaging.tags import Tag
-from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from .errors import SelectionError, UsageError
-from .model import Lock, LockedFile, LockedPackage, Pick, Plan, Target
+from .model import Edge, Graph, Lock, LockedFile, LockedPackage, Pick, Plan, Target
 
 
 def choose_groups(lock: Lock, *, with_: Iterable[str] = (), without: Iterable[str] = (),
@@ -67,7 +67,44 @@ def applies(package: LockedPackage, target: Target, groups: Collection[str],
 
 def needed(lock: Lock, target: Target, groups: Collection[str],
            extras: Collection[str]) -> list[LockedPackage]:
+    if lock.graph is not None:
+        reached = walk(lock.graph, target, groups, extras)
+        return [p for p in lock.packages if (p.name, p.version) in reached]
     return [p for p in lock.packages if applies(p, target, groups, extras)]
+
+
+def walk(graph: Graph, target: Target, groups: Collection[str], extras: Collection[str]
+         ) -> set[tuple[NormalizedName, Version]]:
+    """Every (name, version) reached from the selected roots through edges whose marker
+    holds on the target, as uv's own export does it. Edge markers are plain PEP 508
+    markers on the installing environment, so `extra` is empty while evaluating them."""
+    env = {**target.environment, "extra": ""}
+    by_name: dict[str, list[Version]] = {}
+    for name, version in graph.deps:
+        by_name.setdefault(name, []).append(version)
+    todo: list[tuple[NormalizedName, Version, str | None]] = []
+
+    def follow(edges: Iterable[Edge]) -> None:
+        for edge in edges:
+            if edge.marker is not None and not edge.marker.evaluate(env):  # type: ignore[arg-type]
+                continue
+            versions = [edge.version] if edge.version else by_name.get(edge.name, [])
+            for version in versions:
+                todo.extend((edge.name, version, x) for x in (None, *sorted(edge.extras)))
+
+    for group in sorted(groups):
+        follow(graph.groups.get(group, ()))
+    for extra in sorted(extras):
+        follow(graph.extras.get(extra, ()))
+    seen: set[tuple[NormalizedName, Version, str | None]] = set()
+    while todo:
+        item = todo.pop()
+        if item in seen:
+            continue
+        seen.add(item)
+        name, version, extra = item
+        follow(graph.deps.get((name, version), {}).get(extra, ()))
+    return {(n, v) for n, v, _ in seen} - graph.members
 
 
 @lru_cache(maxsize=64)

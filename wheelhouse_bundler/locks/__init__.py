@@ -16,7 +16,7 @@ from ..model import Lock, Source
 # Folder search order: the most explicit standard first, requirements last.
 LOCK_NAMES = ("pylock.toml", "uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock",
               "requirements.txt")
-FORMATS = ("poetry", "requirements")
+FORMATS = ("poetry", "requirements", "uv")
 
 
 def find_lock(path: Path) -> Path:
@@ -35,6 +35,8 @@ def detect_format(path: Path) -> str:
     name = path.name
     if name == "poetry.lock":
         return "poetry"
+    if name == "uv.lock":
+        return "uv"
     if name.endswith(".txt"):
         return "requirements"
     raise UsageError(
@@ -55,6 +57,10 @@ def load(path: Path, *, fmt: str | None = None, default: Source) -> Lock:
         from . import requirements
 
         return requirements.parse(lock_path, default=default)
+    if fmt == "uv":
+        from . import uv
+
+        return uv.parse(lock_path, default=default)
     raise UsageError(f"unknown lock format {fmt!r} (known: {', '.join(FORMATS)})")
 
 

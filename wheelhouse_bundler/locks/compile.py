@@ -1,0 +1,121 @@
+"""requirements.in (or a pyproject.toml) -> a hashed requirements.txt, with pip-tools.
+
+We never resolve ourselves: `pip-compile --generate-hashes` does, against the index the
+user configured, and its output is then an ordinary hashed lock. pip-tools resolves for
+the interpreter running it (markers, wheels, Requires-Python of *this* host), so the lock
+is exact for the host only; other targets bundle from it but may want a different lock.
+
+pip runs with the machine's pip configuration neutralised (PIP_CONFIG_FILE=/dev/null, no
+PIP_* variables) except for the index, which travels as PIP_INDEX_URL in the child's
+environment only: credentials (from the environment, netrc or pip's config) may be in
+that URL but never in argv, where `ps` and the lock's header would show them. Transport
+settings that do not change what gets resolved (CA bundle, client certificate, timeout,
+retries) pass through, so a private index behind a custom CA keeps working.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from ..errors import NetworkError, UsageError
+from ..sources import check_not_in_argv, credentials_for, default_source, redact
+
+_PASS_THROUGH = ("PIP_CERT", "PIP_CLIENT_CERT", "PIP_TIMEOUT", "PIP_RETRIES")
+_NETWORK = re.compile(r"NewConnectionError|Failed to establish|Max retries exceeded|"
+                      r"ConnectTimeout|ReadTimeout|Connection refused|Name or service not "
+                      r"known|ProxyError|SSLError|HTTP error 40[13]|403 Client Error|"
+                      r"401 Client Error")
+
+
+@dataclass(frozen=True)
+class Compiled:
+    output: Path
+    packages: int
+    index: str  # redacted
+
+
+def default_output(source: Path) -> Path:
+    return source.with_name("requirements.txt")
+
+
+def _index_with_credentials(index_url: str | None) -> tuple[str, str]:
+    """The index URL for the child's environment (with credentials) and for display."""
+    if index_url:
+        check_not_in_argv(index_url, "--index-url")
+    source = default_source(index_url)
+    url = source.url
+    creds = credentials_for(source, url)
+    parts = urlsplit(url)
+    if creds and "@" not in parts.netloc:
+        user, password = (quote(c, safe="") for c in creds)
+        url = urlunsplit(parts._replace(netloc=f"{user}:{password}@{parts.netloc}"))
+    return url, redact(url)
+
+
+def child_env(index: str) -> dict[str, str]:
+    """os.environ without pip's configuration, plus the one index pip may use."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PIP_", "UV_")) or k in _PASS_THROUGH}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_INDEX_URL=index, PIP_NO_INPUT="1",
+               PIP_DISABLE_PIP_VERSION_CHECK="1")
+    return env
+
+
+def _failure(stderr: str, source: Path, shown_index: str) -> Exception:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    if _NETWORK.search(stderr):
+        return NetworkError(f"pip-compile {source.name}: cannot reach the index "
+                            f"{shown_index}")
+    # pip's own last error line says what could not be resolved; keep it to one line.
+    tell = next((ln for ln in reversed(lines) if ln.startswith(("ERROR:", "Error:"))),
+                lines[-1] if lines else "pip-compile failed")
+    tell = re.sub(r"^(ERROR|Error):\s*", "", tell)
+    return UsageError(f"pip-compile {source.name}: cannot resolve against {shown_index}: "
+                      f"{tell}")
+
+
+def compile_lock(source: Path, output: Path | None = None, *, index_url: str | None = None
+                 ) -> Compiled:
+    """Run pip-compile on `source` and write the hashed lock to `output` atomically."""
+    if not source.is_file():
+        raise UsageError(f"{source}: no such file")
+    output = output or default_output(source)
+    index, shown = _index_with_credentials(index_url)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        if output.is_file():  # pip-compile keeps the pins it already wrote, as it does alone
+            shutil.copyfile(output, tmp)
+        else:
+            tmp.write_bytes(b"")
+        env = child_env(index)
+        env["CUSTOM_COMPILE_COMMAND"] = f"wheelhouse-bundler lock {source.name}"
+        cmd = [sys.executable, "-m", "piptools", "compile", "--generate-hashes",
+               "--no-emit-index-url", "--no-emit-trusted-host", "--strip-extras", "--quiet",
+               "--output-file", str(tmp), str(source)]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False,
+                              cwd=source.parent, stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise _failure(done.stderr, source, shown)
+        text = tmp.read_text()
+        if "--hash=sha256:" not in text and re.search(r"^\S+==", text, re.M):
+            raise UsageError(f"pip-compile {source.name}: wrote no hashes")
+        if output.is_file():
+            shutil.copymode(output, tmp)
+        else:
+            tmp.chmod(0o644)  # mkstemp's 0600 is for a secret; a lock is not one
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    packages = len(re.findall(r"^[A-Za-z0-9][^\s;]*==", output.read_text(), re.M))
+    return Compiled(output, packages, shown)
