@@ -164,6 +164,22 @@ def export(
         _Out.info(f"wrote {output / f'{name}.txt'}")
 
 
+DistOpt = Annotated[Path | None, typer.Option(
+    "--dist", help="Bundle the project's own wheels from this folder (e.g. made by "
+    "`poetry build`) instead of building them.")]
+NoOwnOpt = Annotated[bool, typer.Option(
+    "--no-own", help="Do not bundle the project's own wheel, even when it is a package.")]
+NoIsolationOpt = Annotated[bool, typer.Option(
+    "--no-isolation", help="Build the own wheel with the build backend installed beside this "
+    "tool (`python -m build --no-isolation`) instead of fetching it into a fresh env.")]
+OsvDbOpt = Annotated[Path | None, typer.Option(
+    "--osv-db", help="OSV advisory dump: a zip of <ID>.json records (the PyPI all.zip OSV "
+    "publishes) or a folder of OSV JSON files. Read offline.")]
+IgnoreVulnOpt = Annotated[list[str] | None, typer.Option(
+    "--ignore-vuln", metavar="ID", help="Accept an advisory (its ID or an alias), "
+    "repeatable; bundle records each acceptance in the manifest.")]
+
+
 @app.command(epilog="Examples:\n\n"
              "wheelhouse-bundler bundle poetry.lock -t cp311-manylinux_2_28_x86_64 -o app.tar\n\n"
              "wheelhouse-bundler bundle . -t host -t cp312-musllinux_1_2_aarch64 "
@@ -172,28 +188,53 @@ def export(
              "(bastion.json: `python3 probe.py` run on the bastion; see target-info)")
 def bundle(
     lock: LockArg,
-    output: Annotated[Path, typer.Option("--output", "-o", help="The bundle to write: .tar "
-                                         "(fast, wheels are compressed) or .tar.gz.")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="The bundle to write: .tar (fast, wheels are compressed) or "
+        ".tar.gz; or a folder. Default name: <project>-<version>-<lock sha256 prefix>.tar "
+        "in the current (or given) folder.")] = None,
     target: TargetOpt = None, target_file: TargetFileOpt = None, with_: WithOpt = None,
     without: WithoutOpt = None, only: OnlyOpt = None, extras: ExtrasOpt = None,
     all_extras: AllExtrasOpt = False, fmt: FormatOpt = None, index_url: IndexOpt = None,
     cache_dir: CacheOpt = None,
     jobs: JobsOpt = 16, offline: OfflineOpt = False, timeout: TimeoutOpt = 30.0,
     cert: CertOpt = None, client_cert: ClientCertOpt = None,
+    dist: DistOpt = None, no_own: NoOwnOpt = False, no_isolation: NoIsolationOpt = False,
+    audit: Annotated[bool, typer.Option(
+        "--audit", help="Refuse to write the bundle when an advisory in --osv-db matches a "
+        "bundled version (exit 3).")] = False,
+    osv_db: OsvDbOpt = None, ignore_vuln: IgnoreVulnOpt = None,
+    with_uv: Annotated[bool, typer.Option(
+        "--with-uv", help="Carry uv's wheel for each target (from the index) so `install` "
+        "can use it offline: much faster than pip.")] = False,
+    uv_version: Annotated[str | None, typer.Option(
+        "--uv-version", help="The uv version --with-uv carries (default: the pinned one).")
+    ] = None,
     json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Export, download every wheel (hash-checked) and pack one deterministic tarball."""
-    from .pipeline import build
+    from dataclasses import replace
+
+    from .pipeline import build, default_output
 
     _Out.quiet = quiet
+    if output is None or output.is_dir():
+        output = default_output(lock, output or Path.cwd())
     if not output.name.endswith((".tar", ".tar.gz", ".tgz")):
         raise UsageError(f"{output}: the bundle name must end in .tar, .tar.gz or .tgz")
+    if osv_db is not None and not audit:
+        raise UsageError("--osv-db is for --audit (or the audit command)")
+    opts = replace(_options(lock, fmt, target, with_, without, only, extras, all_extras,
+                            index_url, cache_dir, jobs, offline=offline, timeout=timeout,
+                            cert=cert, client_cert=client_cert, target_file=target_file),
+                   own=not no_own, dist=dist, build_isolation=not no_isolation,
+                   audit=audit, osv_db=osv_db, ignore_vulns=tuple(ignore_vuln or ()))
+    if with_uv:
+        opts = replace(opts, with_uv=True, uv_version=uv_version or opts.uv_version)
+    elif uv_version:
+        raise UsageError("--uv-version is for --with-uv")
     bar = _Bar(quiet)
     try:
-        built = build(_options(lock, fmt, target, with_, without, only, extras, all_extras,
-                               index_url, cache_dir, jobs, offline=offline, timeout=timeout,
-                               cert=cert, client_cert=client_cert, target_file=target_file),
-                      output, progress=bar)
+        built = build(opts, output, progress=bar)
     finally:
         bar.close()
     f = built.fetch
@@ -203,10 +244,16 @@ def bundle(
                     "targets": [p.target.name for p in built.plans], "files": built.files,
                     "bytes": built.size, "downloaded": f.downloaded, "from_cache": f.from_cache,
                     "seconds": round(f.seconds, 3),
-                    "network_seconds": round(built.network_seconds, 3)})
+                    "network_seconds": round(built.network_seconds, 3), "own": built.own,
+                    "accepted_vulns": sorted({v.id for v in built.audit.accepted})
+                    if built.audit else []})
         return
     _Out.info(f"fetched {f.files} files, {f.bytes / 1e6:.1f} MB ({f.from_cache} from cache) "
               f"in {f.seconds:.2f}s, {speed:.1f} MB/s")
+    if built.own:
+        _Out.info(f"added {built.own} own wheel(s) of the project")
+    for finding in built.audit.accepted if built.audit else ():
+        _Out.info(f"accepted {finding.id}: {finding.package} {finding.version}")
     _Out.info(f"wrote {built.output} for {', '.join(p.target.name for p in built.plans)}: "
               f"{built.files} wheels, sha256 {built.sha256}")
 
@@ -266,12 +313,20 @@ def verify(bundle: BundleArg, json_out: JsonOpt = False, quiet: QuietOpt = False
 
 
 @app.command(epilog="Example: wheelhouse-bundler inspect app.tar --json")
-def inspect(bundle: BundleArg, json_out: JsonOpt = False) -> None:
+def inspect(bundle: BundleArg, json_out: JsonOpt = False,
+            sbom: Annotated[bool, typer.Option(
+                "--sbom", help="Print the bundle's CycloneDX SBOM (sbom.cdx.json) instead.")
+            ] = False) -> None:
     """List the bundle's targets, packages, versions and sizes (after verifying it)."""
     from .verify import verify as run_verify
 
     v = run_verify(bundle)
     m = v.manifest
+    if sbom:
+        from .sbom import from_bundle
+
+        typer.echo(from_bundle(bundle).decode(), nl=False)
+        return
     if json_out:
         _emit_json({
             "bundle": str(bundle), "sha256": v.sha256, "tool_version": m.tool_version,
@@ -280,7 +335,9 @@ def inspect(bundle: BundleArg, json_out: JsonOpt = False) -> None:
             "targets": [t.name for t in m.targets],
             "packages": [{"name": f.name, "version": f.version, "filename": f.filename,
                           "size": f.size, "sha256": f.sha256, "targets": list(f.targets),
-                          "yanked": f.yanked} for f in m.files]})
+                          "yanked": f.yanked, "own": f.own} for f in m.files],
+            "accepted_vulns": [{"id": a.id, "package": a.package, "version": a.version,
+                                "aliases": list(a.aliases)} for a in m.accepted_vulns]})
         return
     typer.echo(f"{bundle}  sha256 {v.sha256}")
     typer.echo(f"lock     {m.lock_name} ({m.lock_format}) sha256 {m.lock_sha256}")
@@ -288,13 +345,66 @@ def inspect(bundle: BundleArg, json_out: JsonOpt = False) -> None:
     typer.echo(f"targets  {', '.join(t.name for t in m.targets)}")
     width = max((len(f.name) for f in m.files), default=4)
     for f in m.files:
-        flag = "  (yanked)" if f.yanked else ""
+        flag = ("  (yanked)" if f.yanked else "") + ("  (own)" if f.own else "")
         typer.echo(f"  {f.name:<{width}}  {f.version:<12} {f.size / 1e3:>9.1f} kB  "
                    f"{f.filename}{flag}")
+    for a in m.accepted_vulns:
+        typer.echo(f"accepted {a.id} for {a.package} {a.version}")
     typer.echo(f"{len(m.files)} wheels, {v.size / 1e6:.1f} MB")
 
 
-@app.command(epilog="Example: wheelhouse-bundler install app.tar --venv /opt/app/venv")
+@app.command(epilog="Examples:\n\n"
+             "wheelhouse-bundler audit app.tar --osv-db all.zip\n\n"
+             "wheelhouse-bundler audit poetry.lock --osv-db osv/ --ignore-vuln GHSA-xxxx-xxxx-xxxx "
+             "--json")
+def audit(
+    source: Annotated[Path, typer.Argument(
+        help="A bundle (.tar, .tar.gz; verified first) or a lock file / project folder.")],
+    osv_db: Annotated[Path, typer.Option(
+        "--osv-db", help="OSV advisory dump: a zip of <ID>.json records (the PyPI all.zip "
+        "OSV publishes) or a folder of OSV JSON files. Read offline.")],
+    ignore_vuln: IgnoreVulnOpt = None, fmt: FormatOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """Match every pinned version against an OSV advisory dump, offline.
+
+    Exit 3 when an advisory matches that neither --ignore-vuln nor the bundle's manifest
+    (its accepted_vulns) accepts.
+    """
+    from . import audit as audit_mod
+
+    db = audit_mod.load(osv_db)
+    ignores = list(ignore_vuln or ())
+    if source.is_file() and source.name.endswith((".tar", ".tar.gz", ".tgz")):
+        from .verify import verify as run_verify
+
+        man = run_verify(source).manifest
+        pins = audit_mod.pins_of_manifest(man)
+        ignores += [a.id for a in man.accepted_vulns]
+    else:
+        pins = audit_mod.pins_of_lock(source, fmt)
+    report = audit_mod.audit(db, pins, ignores)
+    if json_out:
+        _emit_json({"source": str(source), **audit_mod.to_json(report)})
+    else:
+        for line in audit_mod.to_lines(report):
+            typer.echo(line)
+    audit_mod.refuse_if_open(report)
+
+
+KeepOpt = Annotated[int | None, typer.Option(
+    "--keep", min=1, help="After a good install, keep only the N newest releases (the current "
+    "and the previous one, the rollback target, are always kept).")]
+NoSmokeOpt = Annotated[bool, typer.Option(
+    "--no-smoke", help="Skip importing every top-level module of the installed packages.")]
+SmokeOpt = Annotated[str | None, typer.Option(
+    "--smoke", metavar="CMD", help="Also run this shell command with the new venv's bin first "
+    "on PATH; a non-zero exit fails the install.")]
+InstallerOpt = Annotated[str, typer.Option(
+    "--installer", help="auto: the bundle's uv when it carries one for this platform, else "
+    "pip; pip; uv (the bundle's, else uv on PATH, else fail).")]
+
+
+@app.command(epilog="Example: wheelhouse-bundler install app.tar --venv /opt/app/venv --keep 3")
 def install(
     bundle: BundleArg,
     venv: Annotated[Path, typer.Option("--venv", help="Where the venv appears: a symlink to a "
@@ -304,21 +414,88 @@ def install(
     target: Annotated[str | None, typer.Option(
         "--target", "-t", help="Bundle target to install. Default: the best fit for "
         "the interpreter.")] = None,
+    keep: KeepOpt = None, no_smoke: NoSmokeOpt = False, smoke: SmokeOpt = None,
+    installer: InstallerOpt = "auto",
     json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Verify, then install offline into a fresh venv and switch --venv to it atomically."""
     from .install import install as run_install
 
     _Out.quiet = quiet or json_out
-    done = run_install(bundle, venv, python=python, target=target, log=_Out.info)
+    done = run_install(bundle, venv, python=python, target=target, log=_Out.info, keep=keep,
+                       smoke_imports=not no_smoke, smoke_command=smoke, installer=installer)
     if json_out:
         _emit_json({"venv": str(done.venv), "release": str(done.release), "target": done.target,
                     "packages": done.packages,
                     "previous": str(done.previous) if done.previous else None,
-                    "seconds": round(done.seconds, 3)})
+                    "seconds": round(done.seconds, 3), "installer": done.installer,
+                    "imported": list(done.imported),
+                    "pruned": [str(p) for p in done.pruned]})
         return
     typer.echo(f"installed {done.packages} packages for {done.target} into {done.venv} "
                f"in {done.seconds:.1f}s")
+
+
+@app.command(epilog="Examples:\n\n"
+             "wheelhouse-bundler rollback --venv /opt/app/venv\n\n"
+             "wheelhouse-bundler rollback --venv /opt/app/venv --to app-20260101T000000Z")
+def rollback(
+    venv: Annotated[Path, typer.Option("--venv", help="The venv link that install made.")],
+    to: Annotated[str | None, typer.Option(
+        "--to", help="The release folder name (under <venv>.releases/) to switch to. "
+        "Default: the one before the current release.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Switch --venv back to the previous release in one atomic rename."""
+    from .install import rollback as run_rollback
+
+    old, new = run_rollback(venv, to)
+    if json_out:
+        _emit_json({"venv": str(venv), "from": str(old), "to": str(new)})
+        return
+    typer.echo(f"{venv} -> {new} (was {old.name})")
+
+
+@app.command(epilog="Examples:\n\n"
+             "wheelhouse-bundler rehearse app.tar --report drill.md\n\n"
+             "wheelhouse-bundler rehearse app.tar --smoke 'myapp --version' --json")
+def rehearse(
+    bundle: BundleArg,
+    smoke: SmokeOpt = None, no_smoke: NoSmokeOpt = False,
+    python: Annotated[str | None, typer.Option(
+        "--python", help="Interpreter to restore with. Default: the one running this tool.")
+    ] = None,
+    installer: InstallerOpt = "auto",
+    report_file: Annotated[Path | None, typer.Option(
+        "--report", help="Also write the Markdown report to this file.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """DR drill: restore into a scratch folder with no network; time every step; report.
+
+    Exits with the failure's code (3 integrity, 5 install, ...) when anything failed.
+    """
+    from .bundle import atomic_output
+    from .rehearse import reexec_in_namespace, to_json, to_markdown
+    from .rehearse import rehearse as run_rehearse
+
+    args = ["rehearse", str(bundle), "--installer", installer]
+    args += ["--smoke", smoke] if smoke else []
+    args += ["--no-smoke"] if no_smoke else []
+    args += ["--python", python] if python else []
+    args += ["--report", str(report_file)] if report_file else []
+    args += ["--json"] if json_out else []
+    code = reexec_in_namespace(args)
+    if code is not None:
+        raise typer.Exit(code)
+    report = run_rehearse(bundle, smoke_command=smoke, smoke_imports=not no_smoke,
+                          python=python, installer=installer)
+    markdown = to_markdown(report)
+    if report_file is not None:
+        with atomic_output(report_file) as fh:
+            fh.write(markdown.encode())
+    typer.echo(to_json(report) if json_out else markdown, nl=False)
+    if not report.ok:
+        raise typer.Exit(report.exit_code or 1)
 
 
 @app.command("target-info", epilog="Examples:\n\n"
@@ -351,6 +528,35 @@ def target_info(
     _emit_json(targets.describe(target, facts))
 
 
+_LOCK_HELP = (
+    "Compile pinned, hashed requirements with pip-tools (pip-compile --generate-hashes).\n\n"
+    "pip-tools resolves for the host only: markers, wheels and Requires-Python are those of "
+    "the Python running this command, so the lock is exact for this host. Bundling it for "
+    "other targets works when their wheels exist; for a universal lock use uv, poetry or pdm. "
+    "pip's own configuration is ignored except the index (--index-url, else pip's configured "
+    "or default index).")
+
+
+@app.command("lock", help=_LOCK_HELP, epilog="Examples:\n\n"
+             "wheelhouse-bundler lock requirements.in\n\n"
+             "wheelhouse-bundler lock pyproject.toml -o requirements.txt "
+             "--index-url http://127.0.0.1:8080/simple/")
+def lock_cmd(
+    source: Annotated[Path, typer.Argument(
+        help="requirements.in, or a pyproject.toml (its project dependencies).")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="The hashed lock to write (atomically). Default: "
+        "requirements.txt beside the input.")] = None,
+    index_url: IndexOpt = None, quiet: QuietOpt = False,
+) -> None:
+    from .locks.compile import compile_lock
+
+    _Out.quiet = quiet
+    done = compile_lock(source, output, index_url=index_url)
+    _Out.info(f"wrote {done.output}: {done.packages} pinned, hashed packages "
+              f"(resolved for this host against {done.index})")
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print the tool's version."""
@@ -361,6 +567,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, mapping every expected failure to one line and a code."""
     try:
         result = app(args=argv, standalone_mode=False)
+        if result == 130:  # typer turns Ctrl-C into a silent Exit(130)
+            typer.echo("wheelhouse-bundler: interrupted", err=True)
         return result if isinstance(result, int) else 0
     except BundlerError as exc:
         typer.echo(f"wheelhouse-bundler: {exc.kind}: {exc}", err=True)

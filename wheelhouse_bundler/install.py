@@ -9,6 +9,7 @@ pip runs isolated from the machine's configuration: the bundle alone decides.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -22,13 +23,14 @@ from pathlib import Path
 from packaging.tags import Tag
 from packaging.utils import parse_wheel_filename
 
-from . import targets
-from .errors import InstallError, UsageError
-from .manifest import requirements_path, wheel_path
+from . import bootstrap, targets, uvtool
+from .errors import BundlerError, InstallError, IntegrityError, UsageError
+from .manifest import own_path, requirements_path, wheel_path
 from .model import Manifest, Target
 from .verify import verify
 
 Log = Callable[[str], None]
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _SAME_INTERPRETER = ("python_version", "sys_platform", "implementation_name")
 """Markers a bundle target must share with the interpreter: its requirements were chosen
 by evaluating the lock's markers with them."""
@@ -42,6 +44,9 @@ class Installed:
     packages: int
     previous: Path | None
     seconds: float
+    installer: str = "pip"
+    pruned: tuple[Path, ...] = ()
+    imported: tuple[str, ...] = ()
 
 
 def clean_env() -> dict[str, str]:
@@ -144,55 +149,146 @@ def _check_replaceable(venv: Path) -> Path | None:
 
 
 def install(bundle: Path, venv: Path, *, python: str | None = None, target: str | None = None,
-            log: Log = lambda _m: None) -> Installed:
+            log: Log = lambda _m: None, keep: int | None = None, smoke_imports: bool = True,
+            smoke_command: str | None = None, installer: str = "auto",
+            timings: dict[str, float] | None = None) -> Installed:
+    """Verify and extract, build a fresh release, check it, then switch `venv` to it.
+
+    `timings` (when given) receives each step's seconds as it finishes, so a caller such
+    as the rehearsal can report how far a failed restore got and how long each step took.
+    """
     started = time.monotonic()
+    steps = timings if timings is not None else {}
     venv = Path(os.path.abspath(venv))
     previous = _check_replaceable(venv)
     releases = _releases_dir(venv)
     releases.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=releases))
     release: Path | None = None
+    clock = _Clock(steps)
     try:
         log(f"verifying {bundle.name}")
         checked = verify(bundle, extract_to=staging)
         assert checked.root is not None
+        clock.lap("extract")
         interpreter = python or sys.executable
         me = interpreter_target(python)
         chosen = choose_target(checked.manifest, list(me.tags), target, me.environment)
         log(f"target {chosen}")
+        tool = uvtool.find(checked.root, installer, staging / ".uv", me)
         release = _new_release(releases, checked.top)
         log(f"creating venv {release}")
-        _run([interpreter, "-m", "venv", str(release)], "creating the venv", clean_env())
+        venv_cmd = [interpreter, "-m", "venv", str(release)]
+        _run(venv_cmd + (["--without-pip"] if tool else []), "creating the venv", clean_env())
+        clock.lap("venv")
         py = str(venv_python(release))
         wheels = checked.root / "wheels"
-        log(f"installing {len(checked.manifest.files_for(chosen))} wheels offline")
-        _run([py, "-m", "pip", "install", "--isolated", "--no-index", "--no-deps",
-              "--require-hashes", "--only-binary=:all:", "--no-input", "--quiet",
-              "--find-links", str(wheels), "-r", str(checked.root / requirements_path(chosen))],
-             "pip install", clean_env())
-        _run([py, "-m", "pip", "check"], "pip check", clean_env())
+        reqs = checked.root / requirements_path(chosen)
+        count = len(checked.manifest.files_for(chosen))
+        if tool is not None:
+            log(f"installing {count} wheels offline with uv")
+            uvtool.install(tool, py, wheels, reqs)
+            clock.lap("install")
+            uvtool.check(tool, py)
+        else:
+            log(f"installing {count} wheels offline with pip")
+            _run([py, "-m", "pip", "install", "--isolated", "--no-index", "--no-deps",
+                  "--require-hashes", "--only-binary=:all:", "--no-input", "--quiet",
+                  "--find-links", str(wheels), "-r", str(reqs)], "pip install", clean_env())
+            clock.lap("install")
+            _run([py, "-m", "pip", "check"], "pip check", clean_env())
+        own = checked.root / own_path(chosen)
+        if own.is_file():  # the project's own wheels: last, --no-deps, hash-checked
+            log("installing the project's own wheels")
+            if tool is not None:
+                uvtool.install(tool, py, wheels, own)
+                uvtool.check(tool, py)
+            else:
+                _run([py, "-m", "pip", "install", "--isolated", "--no-index", "--no-deps",
+                      "--require-hashes", "--only-binary=:all:", "--no-input", "--quiet",
+                      "--find-links", str(wheels), "-r", str(own)], "pip install (own wheels)",
+                     clean_env())
+                _run([py, "-m", "pip", "check"], "pip check", clean_env())
+        clock.lap("check")
+        imported = _smoke(py, sorted({f.name for f in checked.manifest.files_for(chosen)}),
+                          smoke_command, smoke_imports)
+        clock.lap("smoke")
         _switch(venv, release)
+        clock.lap("switch")
         log(f"{venv} -> {release}")
-        return Installed(venv, release, chosen, len(checked.manifest.files_for(chosen)),
-                         previous, time.monotonic() - started)
-    except BaseException:
+    except BaseException as exc:
         if release is not None:
             shutil.rmtree(release, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            raise InstallError(f"{releases}: {exc.strerror} (disk full?) while "
+                               f"{'installing' if release else 'extracting the bundle'}; "
+                               f"nothing was changed, {venv} is as it was") from exc
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    pruned = prune(venv, keep) if keep is not None else []
+    for path in pruned:
+        log(f"pruned {path}")
+    return Installed(venv, release, chosen, count, previous, time.monotonic() - started,
+                     "uv" if tool else "pip", tuple(pruned), tuple(imported))
+
+
+class _Clock:
+    """Records the seconds since the previous lap under each step's name."""
+
+    def __init__(self, steps: dict[str, float]) -> None:
+        self._steps = steps
+        self._last = time.monotonic()
+
+    def lap(self, step: str) -> None:
+        now = time.monotonic()
+        self._steps[step] = now - self._last
+        self._last = now
+
+
+def _typed(failure: bootstrap.Failure) -> BundlerError:
+    """bootstrap.py is stdlib-only (it ships inside bundles); give its failures our types."""
+    kind = {2: UsageError, 3: IntegrityError}.get(failure.code, InstallError)
+    return kind(str(failure))
+
+
+def _smoke(python: str, distributions: list[str], command: str | None, imports: bool
+           ) -> list[str]:
+    try:
+        return bootstrap.smoke(python, distributions, command, imports)
+    except bootstrap.Failure as exc:
+        raise _typed(exc) from None
+
+
+def rollback(venv: Path, to: str | None = None) -> tuple[Path, Path]:
+    """Switch `venv` back to the previous release (or `to`); returns (from, to)."""
+    try:
+        old, new = bootstrap.rollback(os.path.abspath(venv), to)
+    except bootstrap.Failure as exc:
+        raise _typed(exc) from None
+    return Path(old), Path(new)
+
+
+def prune(venv: Path, keep: int) -> list[Path]:
+    """Remove releases beyond the `keep` newest, sparing the current and previous ones."""
+    try:
+        return [Path(p) for p in bootstrap.prune(os.path.abspath(venv), keep)]
+    except bootstrap.Failure as exc:
+        raise _typed(exc) from None
+
+
+def releases(venv: Path) -> list[Path]:
+    """The release folders beside `venv`, oldest first."""
+    return [Path(p) for p in bootstrap.list_releases(os.path.abspath(venv))]
 
 
 def _new_release(releases: Path, top: str) -> Path:
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    for n in range(1000):
-        candidate = releases / (f"{top}-{stamp}" + (f"-{n}" if n else ""))
-        try:
-            candidate.mkdir()  # venv fills an empty folder; mkdir reserves the name
-            return candidate
-        except FileExistsError:
-            continue
-    raise InstallError(f"{releases}: cannot find a free release name")
+    """A reserved, empty release folder named to sort after every existing release."""
+    venv = releases.with_name(releases.name[: -len(".releases")])
+    try:
+        return Path(bootstrap.new_release(str(venv), top))
+    except bootstrap.Failure as exc:
+        raise _typed(exc) from None
 
 
 def _switch(venv: Path, release: Path) -> None:

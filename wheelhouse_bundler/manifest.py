@@ -16,12 +16,13 @@ from packaging.version import Version
 from . import __version__
 from .errors import IntegrityError
 from .export import render
-from .model import Lock, Manifest, ManifestFile, ManifestTarget, Plan
+from .model import AcceptedVuln, Lock, Manifest, ManifestFile, ManifestTarget, Plan
 from .sources import strip_credentials
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
+SBOM = "sbom.cdx.json"  # CycloneDX 1.6 JSON, written by sbom.py
 
 
 def wheel_path(filename: str) -> str:
@@ -34,6 +35,11 @@ def requirements_path(target: str) -> str:
 
 def pylock_path(target: str) -> str:
     return f"targets/{target}/pylock.toml"
+
+
+def own_path(target: str) -> str:
+    """The project's own wheels for a target, installed after requirements.txt."""
+    return f"targets/{target}/own.txt"
 
 
 def build(lock: Lock, plans: list[Plan], sizes: Mapping[str, int], groups: Iterable[str],
@@ -75,8 +81,12 @@ def to_json(manifest: Manifest) -> bytes:
                     for t in manifest.targets],
         "files": [{"filename": f.filename, "path": wheel_path(f.filename), "sha256": f.sha256,
                    "size": f.size, "name": f.name, "version": f.version, "origin": f.origin,
-                   "targets": list(f.targets), "yanked": f.yanked} for f in manifest.files],
+                   "targets": list(f.targets), "yanked": f.yanked,
+                   **({"own": True} if f.own else {})} for f in manifest.files],
     }
+    if manifest.accepted_vulns:  # optional keys: bundles without them read as before
+        doc["accepted_vulns"] = [{"id": v.id, "package": v.package, "version": v.version,
+                                  "aliases": list(v.aliases)} for v in manifest.accepted_vulns]
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
@@ -99,8 +109,12 @@ def from_json(data: bytes) -> Manifest:
             files=tuple(ManifestFile(
                 filename=str(f["filename"]), sha256=str(f["sha256"]), size=int(f["size"]),
                 name=str(f["name"]), version=str(f["version"]), origin=str(f["origin"]),
-                targets=tuple(f["targets"]), yanked=bool(f.get("yanked", False)))
-                for f in doc["files"]))
+                targets=tuple(f["targets"]), yanked=bool(f.get("yanked", False)),
+                own=bool(f.get("own", False)))
+                for f in doc["files"]),
+            accepted_vulns=tuple(AcceptedVuln(str(v["id"]), str(v["package"]),
+                                              str(v["version"]), tuple(v.get("aliases", ())))
+                                 for v in doc.get("accepted_vulns", ())))
     except IntegrityError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -145,3 +159,16 @@ def pylock_for(plan: Plan) -> bytes:
         ],
     )
     return tomli_w.dumps(lock.to_dict()).encode()
+
+
+def own_for(target: str, manifest: Manifest) -> bytes | None:
+    """Hashed pins of the own wheels serving `target` (None when there are none): pip
+    installs them with --no-deps after the locked dependencies are in place."""
+    own = [f for f in manifest.files_for(target) if f.own]
+    if not own:
+        return None
+    lines = [f"# The project's own wheels for {target}, installed after requirements.txt:",
+             "#   pip install --no-index --no-deps --require-hashes --find-links ../../wheels "
+             "-r own.txt"]
+    lines += [f"{f.name}=={f.version} --hash=sha256:{f.sha256}" for f in own]
+    return ("\n".join(lines) + "\n").encode()

@@ -8,22 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from importlib import resources
 from pathlib import Path
 
-from . import bundle, locks, manifest, select
+from . import audit as audit_mod
+from . import bundle, locks, manifest, ownbuild, sbom, select, uvtool
 from . import targets as targets_mod
 from .cache import Cache, default_root
-from .errors import NetworkError
+from .errors import NetworkError, UsageError
 from .export import render
 from .fetch import FetchSummary, Progress, fetch_all
 from .index import Index
 from .model import Lock, LockedFile, LockedPackage, Pick, Plan, Source
 from .net import LazyClient
 from .sources import check_not_in_argv, default_source
+from .verify import BOOTSTRAP
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,14 @@ class Options:
     timeout: float = 30.0
     cert: str | None = None
     client_cert: str | None = None
+    own: bool = True  # bundle the project's own wheels when it is a package
+    dist: Path | None = None  # take own wheels from here instead of building them
+    build_isolation: bool = True
+    osv_db: Path | None = None  # with audit: refuse a bundle that an advisory matches
+    audit: bool = False
+    ignore_vulns: tuple[str, ...] = ()
+    with_uv: bool = False  # carry uv's wheel per target under tools/ (fast install)
+    uv_version: str = uvtool.UV_VERSION
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,8 @@ class Built:
     size: int
     fetch: FetchSummary
     network_seconds: float  # lock to last byte fetched: index pages and files
+    own: int = 0
+    audit: audit_mod.Report | None = None
 
 
 def _locate(index: Index, packages: Iterable[LockedPackage], jobs: int, only_names: bool
@@ -175,12 +189,33 @@ def fetch(opts: Options, progress: Progress | None = None) -> Fetched:
 
 def build(opts: Options, output: Path, progress: Progress | None = None) -> Built:
     """The whole build-box side: lock to a verified-by-construction bundle at `output`."""
+    if opts.audit and opts.osv_db is None:
+        raise UsageError("--audit needs --osv-db PATH (an OSV dump: zip or folder)")
+    db = audit_mod.load(opts.osv_db) if opts.audit and opts.osv_db else None
     got = fetch(opts, progress)
     man = manifest.build(got.prepared.lock, got.plans, got.sizes, got.prepared.groups,
                          got.prepared.extras)
-    digest = bundle.write(output, bundle_members(man, got.plans, got.paths))
-    return Built(output, digest, got.plans, len(man.files), sum(got.sizes.values()),
-                 got.summary, got.network_seconds)
+    with tempfile.TemporaryDirectory(prefix="wheelhouse-own-") as tmp:
+        own = ownbuild.collect(opts.lock, Path(tmp), dist=opts.dist, enabled=opts.own,
+                               isolation=opts.build_isolation)
+        man = ownbuild.attach(man, own, got.plans)
+        report = None
+        if db is not None:
+            report = audit_mod.audit(db, audit_mod.pins_of_manifest(man), opts.ignore_vulns)
+            audit_mod.refuse_if_open(report)
+            man = replace(man, accepted_vulns=audit_mod.accepted_vulns(report))
+        paths = {**got.paths, **{w.sha256: w.path for w in own}}
+        project = ownbuild.project_info(ownbuild.read_pyproject(ownbuild.project_dir(opts.lock)))
+        tools = fetch_uv(opts, got.plans) if opts.with_uv else []
+        digest = bundle.write(output, bundle_members(man, got.plans, paths, project, tools))
+    return Built(output, digest, got.plans, len(man.files),
+                 sum(got.sizes.values()) + sum(w.size for w in own),
+                 got.summary, got.network_seconds, len(own), report)
+
+
+def default_output(lock: Path, folder: Path) -> Path:
+    """`<folder>/<project>-<version>-<lock sha256 prefix>.tar`, for `bundle` without -o."""
+    return folder / ownbuild.release_name(lock, ownbuild.lock_sha256(lock))
 
 
 def download(opts: Options, dest: Path, progress: Progress | None = None) -> Fetched:
@@ -199,24 +234,56 @@ def download(opts: Options, dest: Path, progress: Progress | None = None) -> Fet
     return got
 
 
-def bundle_members(man: manifest.Manifest, plans: list[Plan], paths: dict[str, Path]
-                   ) -> list[bundle.Member]:
-    """Members in the bundle's fixed order: manifest, sums, target files, wheels."""
-    meta = manifest.to_json(man)
+def fetch_uv(opts: Options, plans: list[Plan]) -> list[uvtool.ToolWheel]:
+    """uv's wheel for each target (pinned version) from the default index, hash-checked
+    while streaming into the cache like every other file."""
+    if opts.offline:
+        raise UsageError("--with-uv asks the index for uv's wheels; it cannot run --offline")
+    source = default_source(opts.index_url)
+    cache = Cache(opts.cache_dir or default_root())
+    with client_for(opts) as client:
+        listed = [(f.filename, f.url, f.sha256) for f in Index(client).files(source, "uv")]
+        tools = uvtool.pick(listed, opts.uv_version, [p.target for p in plans])
+        fetched, _ = fetch_all(client, cache, [
+            (LockedFile(t.sha256, filename=t.filename, url=t.url), source) for t in tools],
+            opts.jobs)
+    return [replace(t, size=fetched[t.sha256].size, path=fetched[t.sha256].path)
+            for t in tools]
+
+
+def bundle_members(man: manifest.Manifest, plans: list[Plan], paths: dict[str, Path],
+                   project: tuple[str, str] | None = None,
+                   tools: list[uvtool.ToolWheel] | None = None) -> list[bundle.Member]:
+    """Members in the bundle's fixed order: manifest, sums, target files (with the SBOM
+    and each target's own.txt), wheels, tool wheels (uv)."""
+    tools = tools or []
+    meta = uvtool.with_tools(manifest.to_json(man), tools)
     target_files: dict[str, bytes] = {}
     for plan in sorted(plans, key=lambda p: p.target.name):
         target_files[manifest.requirements_path(plan.target.name)] = \
             manifest.requirements_for(plan, man)
         target_files[manifest.pylock_path(plan.target.name)] = manifest.pylock_for(plan)
+        own = manifest.own_for(plan.target.name, man)
+        if own is not None:
+            target_files[manifest.own_path(plan.target.name)] = own
+    target_files[BOOTSTRAP] = bootstrap_source()
+    target_files[sbom.SBOM] = sbom.build(man, paths, project)
     hashes = {manifest.MANIFEST: hashlib.sha256(meta).hexdigest()}
     hashes.update({p: hashlib.sha256(d).hexdigest() for p, d in target_files.items()})
     hashes.update({manifest.wheel_path(f.filename): f.sha256 for f in man.files})
+    hashes.update({uvtool.tool_path(t.filename): t.sha256 for t in tools})
     members = [bundle.Member(manifest.MANIFEST, data=meta),
                bundle.Member(manifest.SUMS, data=manifest.render_sums(hashes))]
     members += [bundle.Member(p, data=d) for p, d in sorted(target_files.items())]
     members += [bundle.Member(manifest.wheel_path(f.filename), source=paths[f.sha256])
                 for f in man.files]
+    members += [bundle.Member(uvtool.tool_path(t.filename), source=t.path) for t in tools]
     return members
+
+
+def bootstrap_source() -> bytes:
+    """The text of bootstrap.py, shipped as `install.py` so a bastion needs only python3."""
+    return resources.files(__package__).joinpath("bootstrap.py").read_bytes()
 
 
 def export(opts: Options) -> dict[str, str]:

@@ -10,6 +10,7 @@ unless the whole archive verified.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import posixpath
 import tarfile
@@ -20,8 +21,10 @@ from typing import BinaryIO
 from .errors import IntegrityError, UsageError
 from .manifest import (
     MANIFEST,
+    SBOM,
     SUMS,
     from_json,
+    own_path,
     parse_sums,
     pylock_path,
     requirements_path,
@@ -32,6 +35,8 @@ from .model import Manifest
 CHUNK = 1024 * 1024
 MAX_META = 64 * 1024 * 1024
 MAX_TARGET_FILE = 16 * 1024 * 1024
+BOOTSTRAP = "install.py"
+"""The stdlib-only restore script every bundle carries (wheelhouse_bundler/bootstrap.py)."""
 
 
 @dataclass(frozen=True)
@@ -104,12 +109,24 @@ def _read_small(tar: tarfile.TarFile, info: tarfile.TarInfo, limit: int) -> byte
 Expected = dict[str, tuple[int | None, str | None]]
 
 
-def _expected_members(manifest: Manifest) -> Expected:
-    """Every path the manifest accounts for, with size and sha256 where it records them."""
+def _expected_members(manifest: Manifest, raw: bytes = b"{}") -> Expected:
+    """Every path the manifest accounts for, with size and sha256 where it records them:
+    wheels, target files, the bootstrap `install.py`, and tool wheels (uv) listed under
+    the manifest's `tools` key (`raw` is the manifest's JSON text)."""
     expected: Expected = {wheel_path(f.filename): (f.size, f.sha256) for f in manifest.files}
     for t in manifest.targets:
         expected[requirements_path(t.name)] = (None, None)
         expected[pylock_path(t.name)] = (None, None)
+        if any(f.own for f in manifest.files_for(t.name)):
+            expected[own_path(t.name)] = (None, None)
+    expected[BOOTSTRAP] = (None, None)
+    expected[SBOM] = (None, None)
+    try:
+        tools = json.loads(raw).get("tools", [])
+        for tool in tools:
+            expected[str(tool["path"])] = (int(tool["size"]), str(tool["sha256"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise IntegrityError(f"{MANIFEST}: malformed tools list ({exc})") from exc
     return expected
 
 
@@ -174,7 +191,7 @@ def _walk(path: Path, reader: _HashingReader, extract_to: Path | None
                                          f"found {info.name!r}")
                 data = _read_small(tar, info, MAX_META)
                 manifest = from_json(data)
-                expected = _expected_members(manifest)
+                expected = _expected_members(manifest, data)
                 meta_digest = hashlib.sha256(data).hexdigest()
                 _save(extract_to, top, rel, data)
                 continue

@@ -1,0 +1,75 @@
+"""The DR drill through the real CLI: a restore with no network, timed, reported."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from locktext import Pin, hashed_requirements
+
+from wheelhouse_bundler.cli import main
+
+HAS_UNSHARE = shutil.which("unshare") is not None and subprocess.run(
+    ["unshare", "-n", "true"], capture_output=True, check=False).returncode == 0
+
+
+def run_cli(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wheelhouse_bundler", *map(str, args)],
+                          capture_output=True, text=True, check=False)
+
+
+@pytest.fixture
+def bundle(index_server, wheel_factory, tmp_path: Path, clean_environ) -> Path:
+    alpha = wheel_factory("alpha", "1.0")
+    beta = wheel_factory("beta", "2.0", requires=["alpha"])
+    for w in (alpha, beta):
+        index_server.add(w)
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text(hashed_requirements([Pin("alpha", "1.0", [alpha]),
+                                         Pin("beta", "2.0", [beta])]))
+    out = tmp_path / "app.tar"
+    assert main(["bundle", str(reqs), "-o", str(out), "--index-url", index_server.url,
+                 "--cache-dir", str(tmp_path / "cache"), "-q"]) == 0
+    return out
+
+
+def test_rehearsal_restores_offline_and_reports_each_step(bundle: Path, index_server,
+                                                          tmp_path: Path) -> None:
+    host, port = index_server.url.split("//")[1].split("/")[0].split(":")
+    # Passes only where the index (up and reachable from here) cannot be reached.
+    unreachable = (f"python -c \"import socket, sys; s = socket.socket(); s.settimeout(5); "
+                   f"sys.exit(s.connect_ex(('{host}', {port})) == 0)\"")
+    report = tmp_path / "drill.md"
+    done = run_cli("rehearse", bundle, "--json", "--report", report, "--smoke",
+                   unreachable if HAS_UNSHARE else "python -c 'import alpha'")
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert result["ok"] is True and result["error"] is None
+    assert [s["name"] for s in result["steps"]] == ["verify", "extract", "venv", "install",
+                                                    "check", "smoke", "switch"]
+    assert all(s["ok"] for s in result["steps"])
+    assert result["imported"] == ["alpha", "beta"] and result["packages"] == 2
+    assert result["total_seconds"] >= sum(s["seconds"] for s in result["steps"]) - 0.01
+    if HAS_UNSHARE:
+        assert result["isolation"] == "network namespace (unshare -n)"
+    text = report.read_text()
+    assert text.startswith("# Restore rehearsal: PASS")
+    assert "| install |" in text and "total time to restore" in text
+
+
+def test_a_failed_drill_exits_non_zero_and_says_where(bundle: Path, tmp_path: Path) -> None:
+    data = bytearray(bundle.read_bytes())
+    data[-20_000] ^= 0xFF  # inside a wheel, near the end of the tar
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(bytes(data))
+    report = tmp_path / "drill.md"
+    done = run_cli("rehearse", bad, "--report", report)
+    assert done.returncode == 3, done.stderr
+    text = report.read_text()
+    assert text.startswith("# Restore rehearsal: FAIL")
+    assert "| verify |" in text and "FAILED" in text and "Error (exit 3)" in text
+    assert done.stdout == text

@@ -1,0 +1,629 @@
+"""install.py: restore a bundle with nothing but Python 3.8+ (stdlib only, one file).
+
+Every bundle carries this file's text as `<top>/install.py`, so a bastion without
+wheelhouse-bundler restores with `tar xf app.tar && python3 app/install.py --venv PATH`.
+It does what `wheelhouse-bundler install` does, in the same layout, so either tool can
+roll back what the other installed:
+
+  verify   every file against SHA256SUMS, the wheels against the manifest's sizes and
+           hashes, nothing unlisted in the folder;
+  choose   the bundle target whose wheels this interpreter accepts (a small tag matcher);
+  create   a fresh venv `<venv>.releases/<top>-<UTC stamp>` with ensurepip;
+  install  with that venv's own pip, isolated from the machine's pip configuration
+           (`--isolated --no-index --no-deps --require-hashes`), then `pip check`;
+  smoke    import every top-level module of the installed distributions (or --smoke CMD);
+  switch   `<venv>` (a symlink) to the new release in one rename.
+
+A failure at any step removes the new release and leaves `<venv>` as it was.
+wheelhouse-bundler's own install imports the release helpers from here, so both share one
+definition of "release", "previous" and "prune".
+
+Exit codes: 0 ok, 2 usage, 3 integrity, 5 install failed, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+
+MANIFEST = "manifest.json"
+SUMS = "SHA256SUMS"
+SELF = "install.py"
+STAMP = "%Y%m%dT%H%M%SZ"
+_RELEASE_NAME = re.compile(r"-(\d{8}T\d{6}Z)(?:-(\d+))?$")
+_SAME_INTERPRETER = ("python_version", "sys_platform", "implementation_name")
+
+
+class Failure(Exception):
+    """An expected failure: one line for the operator and the exit code to leave with."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def usage(message: str) -> Failure:
+    return Failure(2, message)
+
+
+def integrity(message: str) -> Failure:
+    return Failure(3, message)
+
+
+def install_failed(message: str) -> Failure:
+    return Failure(5, message)
+
+
+# ---- environment for child processes
+
+
+def clean_env() -> dict:
+    """The environment for pip and the venv's python: none of the machine's PIP_*, UV_* or
+    PYTHON* settings, and no pip config file, so the bundle alone decides."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PIP_", "UV_", "PYTHON")) and k != "VIRTUAL_ENV"}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
+    return env
+
+
+def run(cmd: list, what: str, env: dict | None = None, cwd: str | None = None):
+    """Run a step; a non-zero exit becomes one line with the last lines of its output."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, check=False)
+    except OSError as exc:
+        raise install_failed(f"{what}: cannot run {cmd[0]}: {exc.strerror}") \
+            from exc
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-3:]
+        raise install_failed("{} failed (exit {}): {}".format(what, proc.returncode,
+                                                               " | ".join(tail)))
+    return proc
+
+
+def venv_python(venv: str) -> str:
+    return os.path.join(venv, "Scripts", "python.exe") if os.name == "nt" \
+        else os.path.join(venv, "bin", "python")
+
+
+# ---- releases: the folder beside the venv, ordered by the stamp in their names
+
+
+def releases_dir(venv: str) -> str:
+    return venv + ".releases"
+
+
+def current_release(venv: str) -> str | None:
+    """The release `venv` links to, or None; refuse to touch anything we did not make."""
+    if os.path.islink(venv):
+        target = os.readlink(venv)
+        if not os.path.isabs(target):
+            target = os.path.join(os.path.dirname(venv), target)
+        if os.path.realpath(os.path.dirname(target)) != os.path.realpath(releases_dir(venv)):
+            raise usage(f"{venv} is a symlink to {target}, not to a release made by "
+                        "wheelhouse-bundler; refusing to replace it")
+        return target
+    if os.path.lexists(venv):
+        raise usage(f"{venv} exists and is not a wheelhouse-bundler release link; move it away "
+                    "or choose another --venv")
+    return None
+
+
+def _order(path: str) -> tuple:
+    """Oldest first: the UTC stamp in the name, its counter, then the folder's mtime."""
+    match = _RELEASE_NAME.search(os.path.basename(path))
+    try:
+        mtime = os.stat(path).st_mtime
+    except OSError:
+        mtime = 0.0
+    if match is None:
+        return ("", 0, mtime, os.path.basename(path))
+    return (match.group(1), int(match.group(2) or 0), mtime, os.path.basename(path))
+
+
+def list_releases(venv: str) -> list:
+    """Release folders, oldest first (staging folders and stray files left out)."""
+    folder = releases_dir(venv)
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    paths = [os.path.join(folder, n) for n in names if not n.startswith(".")]
+    return sorted((p for p in paths if os.path.isdir(p) and not os.path.islink(p)), key=_order)
+
+
+def new_release(venv: str, top: str) -> str:
+    """Reserve `<releases>/<top>-<stamp>[-n]`, always ordered after every existing one."""
+    folder = releases_dir(venv)
+    os.makedirs(folder, exist_ok=True)
+    stamp = time.strftime(STAMP, time.gmtime())
+    newest = max((_order(p)[:2] for p in list_releases(venv)), default=("", 0))
+    stamp = max(stamp, newest[0])  # a clock set back must not sort a new release first
+    for n in range(1000):
+        if (stamp, n) <= newest:
+            continue
+        candidate = os.path.join(folder, "{}-{}{}".format(top, stamp, f"-{n}" if n
+                                                          else ""))
+        try:
+            os.mkdir(candidate)  # venv fills an empty folder; mkdir reserves the name
+            return candidate
+        except FileExistsError:
+            continue
+    raise install_failed(f"{folder}: cannot find a free release name")
+
+
+def switch(venv: str, release: str) -> None:
+    """Point `venv` at `release` in one atomic rename of a fresh symlink."""
+    tmp = os.path.join(os.path.dirname(venv),
+                       f".{os.path.basename(venv)}.switch-{os.getpid()}")
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(release, tmp)
+    try:
+        os.replace(tmp, venv)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def previous_release(venv: str, current: str | None) -> str | None:
+    """The release a rollback goes to: the newest one older than `current`."""
+    found = list_releases(venv)
+    if current is None:
+        return None
+    names = [os.path.basename(p) for p in found]
+    here = os.path.basename(current)
+    if here not in names:
+        return found[-1] if found else None
+    at = names.index(here)
+    return found[at - 1] if at > 0 else None
+
+
+def rollback(venv: str, to: str | None = None) -> tuple:
+    """Switch `venv` back to the previous release (or the one named `to`): (old, new)."""
+    venv = os.path.abspath(venv)
+    current = current_release(venv)
+    if current is None:
+        raise usage(f"{venv} is not a release link: nothing to roll back")
+    if to is not None:
+        chosen = os.path.join(releases_dir(venv), os.path.basename(to))
+        if os.path.basename(to) != to or not os.path.isdir(chosen):
+            names = [os.path.basename(p) for p in list_releases(venv)]
+            raise usage("no release {!r} in {} (there are: {})".format(
+                to, releases_dir(venv), ", ".join(names) or "none"))
+    else:
+        chosen = previous_release(venv, current)
+        if chosen is None:
+            raise usage(f"{releases_dir(venv)}: no release older than "
+                        f"{os.path.basename(current)} to roll back to")
+    if not os.path.exists(venv_python(chosen)):
+        raise install_failed(f"{chosen}: not a complete venv (no python in it); "
+                             "choose another with --to")
+    switch(venv, chosen)
+    return current, chosen
+
+
+def prune(venv: str, keep: int, protect: tuple = ()) -> list:
+    """Remove releases beyond the `keep` newest; never the current one, the previous one
+    (a rollback's target) nor any in `protect`. Returns what was removed."""
+    if keep < 1:
+        raise usage("--keep must be at least 1 (the current release)")
+    found = list_releases(venv)
+    current = current_release(venv)
+    spared = {os.path.basename(p) for p in found[-keep:]}
+    spared.update(os.path.basename(p) for p in protect if p)
+    if current is not None:
+        spared.add(os.path.basename(current))
+        before = previous_release(venv, current)
+        if before is not None:
+            spared.add(os.path.basename(before))
+    removed = []
+    for path in found:
+        if os.path.basename(path) not in spared:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+# ---- smoke test: import every top-level module of the installed distributions
+
+SMOKE_SCRIPT = r'''
+import importlib, json, re, sys
+from importlib import metadata
+
+def top_level(dist):
+    text = dist.read_text("top_level.txt")
+    if text is not None:
+        return {n.strip() for n in text.splitlines() if n.strip()}
+    names = set()
+    for f in dist.files or ():
+        parts = f.parts
+        if not parts or parts[0] in ("..", "__pycache__") or \
+                parts[0].endswith((".dist-info", ".data", ".egg-info")):
+            continue
+        if len(parts) > 1:
+            names.add(parts[0])
+        elif parts[0].endswith(".py"):
+            names.add(parts[0][:-3])
+        elif parts[0].endswith((".so", ".pyd")):
+            names.add(parts[0].split(".")[0])
+    return names
+
+def canon(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+wanted = {canon(n) for n in sys.argv[1:]}
+modules, missing = set(), sorted(wanted)
+for dist in metadata.distributions():
+    name = canon(dist.metadata["Name"] or "")
+    if name in wanted:
+        missing = [m for m in missing if m != name]
+        modules |= {m for m in top_level(dist) if m.isidentifier()}
+failed = {}
+for module in sorted(modules):
+    try:
+        importlib.import_module(module)
+    except BaseException as exc:
+        failed[module] = "{}: {}".format(type(exc).__name__, str(exc).splitlines()[0]
+                                         if str(exc) else "")
+print(json.dumps({"imported": sorted(set(modules) - set(failed)), "failed": failed,
+                  "missing": missing}))
+sys.exit(1 if failed or missing else 0)
+'''
+
+
+def smoke(python: str, distributions: list, command: str | None = None,
+          imports: bool = True) -> list:
+    """Import the distributions' top-level modules in `python`, then run `command` (a shell
+    line, with the release's bin first on PATH). Returns the modules imported."""
+    imported = []
+    env = clean_env()
+    bindir = os.path.dirname(python)
+    if imports and distributions:
+        proc = subprocess.run([python, "-I", "-c", SMOKE_SCRIPT, *list(distributions)],
+                              capture_output=True, text=True, env=env, cwd=bindir, check=False)
+        try:
+            result = json.loads(proc.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            tail = " | ".join(proc.stderr.strip().splitlines()[-2:])
+            raise install_failed(f"smoke imports failed (exit {proc.returncode}): {tail}") from None
+        if result["missing"]:
+            raise install_failed("smoke imports: not installed: {}".format(
+                ", ".join(result["missing"])))
+        if result["failed"]:
+            first = sorted(result["failed"].items())
+            raise install_failed("smoke imports failed: {}".format(
+                "; ".join(f"import {m}: {why}" for m, why in first[:3])))
+        imported = result["imported"]
+    if command:
+        env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+        env["VIRTUAL_ENV"] = os.path.dirname(bindir)
+        proc = subprocess.run(command, shell=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=env,
+                              cwd=bindir, check=False)
+        if proc.returncode != 0:
+            tail = " | ".join(proc.stdout.strip().splitlines()[-3:])
+            raise install_failed(f"smoke command {command!r} failed "
+                                 f"(exit {proc.returncode}): {tail}")
+    return imported
+
+
+# ---- verify an extracted bundle folder
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _safe_rel(rel: str) -> bool:
+    parts = rel.split("/")
+    return not rel.startswith("/") and "\\" not in rel and \
+        all(p not in ("", ".", "..") for p in parts)
+
+
+def verify_folder(root: str) -> dict:
+    """Check every file against SHA256SUMS and the manifest; return the manifest."""
+    try:
+        with open(os.path.join(root, SUMS), "rb") as fh:
+            sums_text = fh.read().decode("utf-8")
+        with open(os.path.join(root, MANIFEST), "rb") as fh:
+            manifest_bytes = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise integrity(f"{root}: not a bundle folder ({exc})") from exc
+    sums = {}
+    for number, line in enumerate(sums_text.splitlines(), 1):
+        digest, sep, rel = line.partition("  ")
+        if not sep or len(digest) != 64 or rel in sums or not _safe_rel(rel):
+            raise integrity(f"{SUMS}: malformed line {number}")
+        sums[rel] = digest
+    try:
+        manifest = json.loads(manifest_bytes.decode("utf-8"))
+        files = manifest["files"]
+        target_names = [t["name"] for t in manifest["targets"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise integrity(f"{MANIFEST}: malformed ({exc})") from exc
+    if sums.get(MANIFEST) != hashlib.sha256(manifest_bytes).hexdigest():
+        raise integrity(f"{MANIFEST}: sha256 does not match {SUMS}")
+    for f in files:
+        rel = "wheels/" + f["filename"]
+        if sums.get(rel) != f["sha256"]:
+            raise integrity(f"{rel}: {SUMS} and {MANIFEST} disagree on its sha256")
+        size = os.path.getsize(os.path.join(root, rel)) \
+            if os.path.isfile(os.path.join(root, rel)) else None
+        if size is None:
+            raise integrity(f"{os.path.join(root, rel)}: missing")
+        if size != f["size"]:
+            raise integrity("{}: {} bytes, the manifest says {}".format(rel, size, f["size"]))
+    for name in target_names:
+        if f"targets/{name}/requirements.txt" not in sums:
+            raise integrity(f"{SUMS} does not list the requirements of target {name}")
+    for rel, digest in sorted(sums.items()):
+        path = os.path.join(root, *rel.split("/"))
+        if os.path.islink(path) or not os.path.isfile(path):
+            raise integrity(f"{path}: missing or not a regular file")
+        if sha256_file(path) != digest:
+            raise integrity(f"{path}: sha256 does not match {SUMS}")
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in names:
+            rel = os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/")
+            if rel not in sums and rel != SUMS:
+                raise integrity(f"{os.path.join(folder, name)}: not listed in {SUMS}; "
+                                "the folder is not as built")
+    return manifest
+
+
+# ---- which target fits this interpreter: a small tag matcher
+
+
+def _glibc():
+    try:
+        text = os.confstr("CS_GNU_LIBC_VERSION")
+    except (AttributeError, OSError, ValueError):
+        return None
+    match = re.match(r"glibc (\d+)\.(\d+)", text or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _musl():
+    for loader in sorted(os.listdir("/lib")) if os.path.isdir("/lib") else ():
+        if loader.startswith("ld-musl-"):
+            proc = subprocess.run([os.path.join("/lib", loader)], capture_output=True,
+                                  text=True, check=False)
+            match = re.search(r"^Version (\d+)\.(\d+)", proc.stderr, re.MULTILINE)
+            if match:
+                return int(match.group(1)), int(match.group(2))
+    return None
+
+
+def platforms() -> list:
+    """This machine's platform tags, best first (as pip would order them)."""
+    plat = re.sub(r"[.\- ]", "_", sysconfig.get_platform())
+    bits = 64 if sys.maxsize > 2 ** 32 else 32
+    if plat.startswith("linux_"):
+        arch = plat[len("linux_"):]
+        if bits == 32 and arch == "x86_64":
+            arch = "i686"
+        out = []
+        glibc = _glibc()
+        if glibc is not None:
+            lowest = 4 if arch in ("x86_64", "i686") else 16
+            for minor in range(glibc[1], lowest, -1):
+                out.append(f"manylinux_2_{minor}_{arch}")
+                legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}.get(minor)
+                if legacy:
+                    out.append(f"{legacy}_{arch}")
+        else:
+            musl = _musl()
+            if musl is not None:
+                out += [f"musllinux_{musl[0]}_{m}_{arch}"
+                        for m in range(musl[1], -1, -1)]
+        return [*out, "linux_" + arch]
+    if plat.startswith("macosx_"):
+        release = platform.mac_ver()[0] or "10.9"
+        major, minor = (int(x) for x in ([*release.split("."), "0"])[:2])
+        arch = platform.machine()
+        formats = [arch, "universal2"] + (["intel", "fat64", "fat32", "universal"]
+                                          if arch == "x86_64" else [])
+        versions = [(v, 0) for v in range(major, 10, -1)] if major >= 11 else []
+        versions += [(10, m) for m in range(minor if major == 10 else 16, 3, -1)]
+        return [f"macosx_{a}_{b}_{f}" for a, b in versions for f in formats]
+    return [plat]
+
+
+def interpreter_tags() -> list:
+    """(interpreter, abi, platform) triples this interpreter's pip accepts, best first."""
+    major, minor = sys.version_info[:2]
+    plats = platforms()
+    short = {"cpython": "cp", "pypy": "pp"}.get(sys.implementation.name, "py")
+    interp = f"{short}{major}{minor}"
+    soabi = sysconfig.get_config_var("SOABI") or ""
+    abis = []
+    if short == "cp":
+        debug = "d" if hasattr(sys, "gettotalrefcount") else ""
+        thread = "t" if sysconfig.get_config_var("Py_GIL_DISABLED") else ""
+        abis.append(f"cp{major}{minor}{thread}{debug}")
+        if minor < 8:
+            abis.append(f"cp{major}{minor}m")
+    elif soabi:
+        abis.append(re.sub(r"[.\-]", "_", soabi.split("-")[0] + "_" + soabi.split("-")[1])
+                    if "-" in soabi else soabi)
+    tags = [(interp, abi, p) for abi in abis for p in plats]
+    if short == "cp" and not sysconfig.get_config_var("Py_GIL_DISABLED"):
+        tags += [(interp, "abi3", p) for p in plats]
+    tags += [(interp, "none", p) for p in plats]
+    if short == "cp":
+        for older in range(minor - 1, 1, -1):
+            tags += [(f"cp{major}{older}", "abi3", p) for p in plats]
+    pys = [f"py{major}{minor}", f"py{major}"] + \
+        [f"py{major}{m}" for m in range(minor - 1, -1, -1)]
+    tags += [(py, "none", p) for py in pys for p in plats]
+    tags += [(interp, "none", "any")] + [(py, "none", "any") for py in pys]
+    return tags
+
+
+def wheel_tags(filename: str) -> list:
+    """The expanded (interpreter, abi, platform) triples of a wheel file name."""
+    parts = filename[:-len(".whl")].split("-")
+    if len(parts) not in (5, 6):
+        return []
+    return [(i, a, p) for i in parts[-3].split(".") for a in parts[-2].split(".")
+            for p in parts[-1].split(".")]
+
+
+def marker_env() -> dict:
+    return {"python_version": "{}.{}".format(*sys.version_info[:2]),
+            "sys_platform": sys.platform, "implementation_name": sys.implementation.name}
+
+
+def choose_target(manifest: dict, wanted: str | None = None) -> str:
+    """The bundle target whose every wheel this interpreter accepts, best ranked first."""
+    names = [t["name"] for t in manifest["targets"]]
+    if wanted is not None:
+        if wanted not in names:
+            raise usage("target {!r} is not in the bundle (it has: {})".format(
+                wanted, ", ".join(names)))
+        return wanted
+    rank = {tag: i for i, tag in enumerate(interpreter_tags())}
+    here = marker_env()
+    best = None
+    why = []
+    for target in manifest["targets"]:
+        env = target.get("environment", {})
+        off = [k for k in _SAME_INTERPRETER if env.get(k) not in (None, here[k])]
+        if off:
+            why.append("{} ({} {})".format(target["name"], off[0], env.get(off[0])))
+            continue
+        fits = []
+        for f in manifest["files"]:
+            if target["name"] not in f["targets"]:
+                continue
+            ranks = [rank[t] for t in wheel_tags(f["filename"]) if t in rank]
+            if not ranks:
+                why.append("{} ({} does not fit)".format(target["name"], f["filename"]))
+                break
+            fits.append(min(ranks))
+        else:
+            key = (sorted(fits, reverse=True), target["name"])
+            if best is None or key < best:
+                best = key
+    if best is None:
+        raise install_failed("no target in the bundle fits this interpreter (Python {}, {}); "
+                             "the bundle has: {}".format(here["python_version"],
+                                                         platforms()[0], "; ".join(why)))
+    return best[1]
+
+
+# ---- the whole restore
+
+
+def distributions_for(manifest: dict, target: str) -> list:
+    return sorted({f["name"] for f in manifest["files"] if target in f["targets"]})
+
+
+def restore(root: str, venv: str, target: str | None = None, keep: int | None = None,
+            smoke_imports: bool = True, smoke_command: str | None = None,
+            log=lambda _m: None) -> dict:
+    """Verify `root`, install it into a fresh release and switch `venv` to it."""
+    started = time.time()
+    venv = os.path.abspath(venv)
+    previous = current_release(venv)
+    log(f"verifying {root}")
+    manifest = verify_folder(root)
+    chosen = choose_target(manifest, target)
+    log(f"target {chosen}")
+    release = None
+    try:
+        release = new_release(venv, os.path.basename(os.path.abspath(root)))
+        log(f"creating venv {release}")
+        run([sys.executable, "-m", "venv", release], "creating the venv", clean_env())
+        py = venv_python(release)
+        log("installing offline with pip")
+        # requirements.txt, then the project's own wheels (own.txt) when the bundle has them
+        for name in ("requirements.txt", "own.txt"):
+            listing = os.path.join(root, "targets", chosen, name)
+            if name == "own.txt" and not os.path.isfile(listing):
+                continue
+            run([py, "-m", "pip", "install", "--isolated", "--no-index", "--no-deps",
+                 "--require-hashes", "--only-binary=:all:", "--no-input", "--quiet",
+                 "--find-links", os.path.join(root, "wheels"), "-r", listing],
+                f"pip install ({name})", clean_env())
+        run([py, "-m", "pip", "check"], "pip check", clean_env())
+        imported = smoke(py, distributions_for(manifest, chosen), smoke_command,
+                         smoke_imports)
+        switch(venv, release)
+        log(f"{venv} -> {release}")
+    except BaseException:
+        if release is not None:
+            shutil.rmtree(release, ignore_errors=True)
+        raise
+    removed = prune(venv, keep) if keep is not None else []
+    return {"venv": venv, "release": release, "target": chosen, "previous": previous,
+            "packages": len(distributions_for(manifest, chosen)), "imported": imported,
+            "pruned": removed, "seconds": round(time.time() - started, 3)}
+
+
+def main(argv: list | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="install.py", description="Restore this bundle into a venv, offline, with "
+        "nothing but Python (3.8+). Exit codes: 2 usage, 3 integrity, 5 install failed.")
+    parser.add_argument("--venv", required=True, help="the venv path: a symlink to a fresh "
+                        "release under <venv>.releases/")
+    parser.add_argument("--target", help="bundle target to install (default: best fit)")
+    parser.add_argument("--keep", type=int, help="keep only the N newest releases "
+                        "(never the current or previous one)")
+    parser.add_argument("--no-smoke", action="store_true", help="skip the import check")
+    parser.add_argument("--smoke", metavar="CMD", help="also run this shell command with "
+                        "the new venv's bin first on PATH; non-zero exit fails the install")
+    parser.add_argument("--rollback", action="store_true", help="switch --venv back to the "
+                        "previous release instead of installing")
+    parser.add_argument("--to", metavar="NAME", help="with --rollback: the release to use")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+
+    def log(message: str) -> None:
+        if not args.json:
+            sys.stderr.write(message + "\n")
+
+    try:
+        if args.rollback:
+            old, new = rollback(args.venv, args.to)
+            result = {"venv": os.path.abspath(args.venv), "from": old, "to": new}
+            text = f"{args.venv} -> {new} (was {os.path.basename(old)})"
+        else:
+            root = os.path.dirname(os.path.abspath(__file__))
+            result = restore(root, args.venv, args.target, args.keep, not args.no_smoke,
+                             args.smoke, log)
+            text = "installed {} packages for {} into {}".format(
+                result["packages"], result["target"], result["venv"])
+    except Failure as exc:
+        sys.stderr.write(f"install.py: error: {exc}\n")
+        return exc.code
+    except OSError as exc:
+        sys.stderr.write("install.py: error: {}: {}\n".format(exc.filename or "a file",
+                                                             exc.strerror or exc))
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"install.py: interrupted; {args.venv} is unchanged\n")
+        return 130
+    if args.json:
+        sys.stdout.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
