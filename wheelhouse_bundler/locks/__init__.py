@@ -8,6 +8,7 @@ translate what the lock says, and refuse what they cannot translate exactly.
 from __future__ import annotations
 
 import hashlib
+import importlib
 from pathlib import Path
 
 from ..errors import UsageError
@@ -16,7 +17,10 @@ from ..model import Lock, Source
 # Folder search order: the most explicit standard first, requirements last.
 LOCK_NAMES = ("pylock.toml", "uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock",
               "requirements.txt")
-FORMATS = ("poetry", "requirements", "uv")
+# --format name -> reader module (each offers `parse(path, *, default) -> Lock`).
+READERS = {"poetry": "poetry", "pylock": "pylock", "uv": "uv", "pdm": "pdm",
+           "pipfile": "pipfile", "requirements": "requirements"}
+FORMATS = tuple(READERS)
 
 
 def find_lock(path: Path) -> Path:
@@ -25,6 +29,9 @@ def find_lock(path: Path) -> Path:
         for name in LOCK_NAMES:
             if (path / name).is_file():
                 return path / name
+        named = sorted(path.glob("pylock.*.toml"))
+        if len(named) == 1:
+            return named[0]
         raise UsageError(f"{path}: no lock file found (looked for {', '.join(LOCK_NAMES)})")
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder")
@@ -32,11 +39,14 @@ def find_lock(path: Path) -> Path:
 
 
 def detect_format(path: Path) -> str:
+    """The format from the file name (PEP 751 names too: pylock.<name>.toml)."""
     name = path.name
-    if name == "poetry.lock":
-        return "poetry"
-    if name == "uv.lock":
-        return "uv"
+    by_name = {"poetry.lock": "poetry", "uv.lock": "uv", "pdm.lock": "pdm",
+               "Pipfile.lock": "pipfile", "pylock.toml": "pylock"}
+    if name in by_name:
+        return by_name[name]
+    if name.startswith("pylock.") and name.endswith(".toml"):
+        return "pylock"
     if name.endswith(".txt"):
         return "requirements"
     raise UsageError(
@@ -49,19 +59,16 @@ def load(path: Path, *, fmt: str | None = None, default: Source) -> Lock:
     """Read the lock at `path` (file or folder); `default` serves unpinned packages."""
     lock_path = find_lock(path)
     fmt = fmt or detect_format(lock_path)
-    if fmt == "poetry":
-        from . import poetry
-
-        return poetry.parse(lock_path, default=default)
-    if fmt == "requirements":
-        from . import requirements
-
-        return requirements.parse(lock_path, default=default)
-    if fmt == "uv":
-        from . import uv
-
-        return uv.parse(lock_path, default=default)
-    raise UsageError(f"unknown lock format {fmt!r} (known: {', '.join(FORMATS)})")
+    if fmt not in READERS:
+        raise UsageError(f"unknown lock format {fmt!r} (known: {', '.join(FORMATS)})")
+    module = f"{__name__}.{READERS[fmt]}"
+    try:
+        reader = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        raise UsageError(f"{lock_path}: the {fmt} format is not supported yet") from exc
+    return reader.parse(lock_path, default=default)
 
 
 def read_bytes(path: Path) -> tuple[bytes, str]:
