@@ -7,6 +7,8 @@ nor decides policy, so the CLI and the tests drive the same path.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
 import tempfile
 import time
@@ -15,9 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import audit as audit_mod
-from . import bundle, locks, manifest, ownbuild, sbom, select, uvtool
+from . import bundle, locks, manifest, ownbuild, select, uvtool
 from . import targets as targets_mod
 from .cache import Cache, default_root
 from .errors import NetworkError, UsageError
@@ -28,6 +30,9 @@ from .model import Lock, LockedFile, LockedPackage, Pick, Plan, Source
 from .net import LazyClient
 from .sources import check_not_in_argv, default_source
 from .verify import BOOTSTRAP
+
+if TYPE_CHECKING:
+    from .audit import Report
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,7 @@ class Built:
     fetch: FetchSummary
     network_seconds: float  # lock to last byte fetched: index pages and files
     own: int = 0
-    audit: audit_mod.Report | None = None
+    audit: Report | None = None
 
 
 def _locate(index: Index, packages: Iterable[LockedPackage], jobs: int, only_names: bool
@@ -191,7 +196,12 @@ def build(opts: Options, output: Path, progress: Progress | None = None) -> Buil
     """The whole build-box side: lock to a verified-by-construction bundle at `output`."""
     if opts.audit and opts.osv_db is None:
         raise UsageError("--audit needs --osv-db PATH (an OSV dump: zip or folder)")
-    db = audit_mod.load(opts.osv_db) if opts.audit and opts.osv_db else None
+    if opts.audit:  # imported only when asked: the advisory matcher is not small
+        from . import audit as audit_mod
+
+        db = audit_mod.load(opts.osv_db)
+    else:
+        db = None
     got = fetch(opts, progress)
     man = manifest.build(got.prepared.lock, got.plans, got.sizes, got.prepared.groups,
                          got.prepared.extras)
@@ -207,7 +217,9 @@ def build(opts: Options, output: Path, progress: Progress | None = None) -> Buil
         paths = {**got.paths, **{w.sha256: w.path for w in own}}
         project = ownbuild.project_info(ownbuild.read_pyproject(ownbuild.project_dir(opts.lock)))
         tools = fetch_uv(opts, got.plans) if opts.with_uv else []
-        digest = bundle.write(output, bundle_members(man, got.plans, paths, project, tools))
+        members = bundle_members(man, got.plans, paths, project, tools,
+                                 memo=(opts.cache_dir or default_root()) / "sbom")
+        digest = bundle.write(output, members)
     return Built(output, digest, got.plans, len(man.files),
                  sum(got.sizes.values()) + sum(w.size for w in own),
                  got.summary, got.network_seconds, len(own), report)
@@ -253,7 +265,8 @@ def fetch_uv(opts: Options, plans: list[Plan]) -> list[uvtool.ToolWheel]:
 
 def bundle_members(man: manifest.Manifest, plans: list[Plan], paths: dict[str, Path],
                    project: tuple[str, str] | None = None,
-                   tools: list[uvtool.ToolWheel] | None = None) -> list[bundle.Member]:
+                   tools: list[uvtool.ToolWheel] | None = None, memo: Path | None = None
+                   ) -> list[bundle.Member]:
     """Members in the bundle's fixed order: manifest, sums, target files (with the SBOM
     and each target's own.txt), wheels, tool wheels (uv)."""
     tools = tools or []
@@ -267,7 +280,7 @@ def bundle_members(man: manifest.Manifest, plans: list[Plan], paths: dict[str, P
         if own is not None:
             target_files[manifest.own_path(plan.target.name)] = own
     target_files[BOOTSTRAP] = bootstrap_source()
-    target_files[sbom.SBOM] = sbom.build(man, paths, project)
+    target_files[manifest.SBOM] = sbom_for(man, paths, project, memo)
     hashes = {manifest.MANIFEST: hashlib.sha256(meta).hexdigest()}
     hashes.update({p: hashlib.sha256(d).hexdigest() for p, d in target_files.items()})
     hashes.update({manifest.wheel_path(f.filename): f.sha256 for f in man.files})
@@ -279,6 +292,34 @@ def bundle_members(man: manifest.Manifest, plans: list[Plan], paths: dict[str, P
                 for f in man.files]
     members += [bundle.Member(uvtool.tool_path(t.filename), source=t.path) for t in tools]
     return members
+
+
+def sbom_for(man: manifest.Manifest, paths: dict[str, Path], project: tuple[str, str] | None,
+             memo: Path | None) -> bytes:
+    """The SBOM, from a memo when this exact manifest was described before.
+
+    The SBOM is a pure function of the manifest, the project, SOURCE_DATE_EPOCH and the
+    code that writes it; reading every wheel's METADATA and serialising through
+    cyclonedx costs more than the rest of a warm rebuild, so a rebuild of an unchanged
+    lock takes the bytes it wrote last time. The memo lives in the cache, which is
+    trusted the same way the wheels in it are.
+    """
+    code = resources.files(__package__).joinpath("sbom.py").read_bytes()
+    key = hashlib.sha256(json.dumps([
+        hashlib.sha256(code).hexdigest(), manifest.to_json(man).decode(), project,
+        os.environ.get("SOURCE_DATE_EPOCH", "").strip()]).encode()).hexdigest()
+    path = memo / f"{key}.cdx.json" if memo is not None else None
+    if path is not None and path.is_file():
+        return path.read_bytes()
+    from . import sbom  # cyclonedx is imported only when an SBOM is really written
+
+    data = sbom.build(man, paths, project)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return data
 
 
 def bootstrap_source() -> bytes:
