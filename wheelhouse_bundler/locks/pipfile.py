@@ -10,7 +10,9 @@ several categories is one package with one condition per category.
 pipenv records the hashes of every file of the release but not their names: files are
 known by hash until the index names them, as for hashed requirements. A package with an
 `index` is fetched from that source of `_meta.sources` alone (no fallback: that would be
-dependency confusion); one without comes from the default index. Source URLs may hold
+dependency confusion); one without comes from the first source, pipenv's primary index
+(as the `-i` line of `pipenv requirements` says), or from the default index when the
+lock lists no sources, like a requirements file's own --index-url. Source URLs may hold
 `${VAR}` as in the Pipfile, expanded from the environment. git, path, file and editable
 entries are not wheels on an index, so reading them is refused with what to do instead.
 """
@@ -149,10 +151,10 @@ def _marker(e: _Entry) -> Marker | None:
         e.fail(f"invalid markers {text!r}")
 
 
-def _source(e: _Entry, sources: dict[str, Source], default: Source) -> Source:
+def _source(e: _Entry, sources: dict[str, Source], primary: Source) -> Source:
     index = e.entry.get("index")
     if index is None:
-        return default
+        return primary
     if str(index) not in sources:
         e.fail(f"index {index!r} is not one of the lock's sources "
                f"({', '.join(sources) or 'none in _meta.sources'})")
@@ -182,6 +184,7 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
         raise LockError(path, f"pipfile-spec {spec} is not read (this tool reads pipfile-spec "
                         f"{', '.join(map(str, SUPPORTED))}, as pipenv 2018 and later write)")
     sources = _sources(path, meta)
+    primary = next(iter(sources.values()), default)
 
     packages: dict[NormalizedName, LockedPackage] = {}
     groups = {"main", "dev"}
@@ -200,7 +203,7 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
                 name=canonicalize_name(raw), version=_version(e),
                 files=_files(e, allow_unhashed),
                 when=(Condition(group=group, marker=_marker(e)),),
-                source=_source(e, sources, default))
+                source=_source(e, sources, primary))
             old = packages.get(package.name)
             packages[package.name] = package if old is None else _merge(old, package, e)
     return Lock(path=path, format="pipfile", sha256=digest,
