@@ -1,0 +1,37 @@
+"""The wheels a committed fixture lock was made against, rebuilt byte for byte.
+
+tests/data/locks/<format>/wheels.json lists them; scripts/regen-lock-fixtures builds them
+to lock the fixture project with the real tool, and the tests build them again to serve
+the same bytes (so the same hashes) from their own index.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from wheelfactory import build_wheel, dist_name
+
+
+def _metadata(w: dict) -> bytes:
+    """METADATA with the Provides-Extra lines the factory leaves out."""
+    lines = ["Metadata-Version: 2.1", f"Name: {w['name']}", f"Version: {w['version']}"]
+    lines += [f"Provides-Extra: {x}" for x in w.get("provides_extra", ())]
+    lines += [f"Requires-Dist: {r}" for r in w.get("requires", ())]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def build_fixture_wheels(spec: Path, dest: Path) -> dict[str, list[Path]]:
+    """Build every wheel of `spec` into `dest/<index>/` (`index` defaults to "default");
+    returns the paths per index name."""
+    out: dict[str, list[Path]] = {}
+    for w in json.loads(spec.read_text())["wheels"]:
+        index = w.get("index", "default")
+        extra = None
+        if w.get("provides_extra"):
+            info = f"{dist_name(w['name'])}-{w['version']}.dist-info/METADATA"
+            extra = {info: _metadata(w)}
+        path = build_wheel(dest / index, w["name"], w["version"], w.get("tag", "py3-none-any"),
+                           requires=w.get("requires", ()), extra_files=extra)
+        out.setdefault(index, []).append(path)
+    return out
