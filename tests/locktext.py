@@ -18,6 +18,7 @@ class Pin:
     markers: str | dict[str, str] | None = None
     optional: bool = False
     source: tuple[str, str] | None = None  # (name, url)
+    source_type: str = "legacy"  # "url"/"file": source[1] is the wheel's URL or path
     extra_files: dict[str, str] = field(default_factory=dict)  # filename -> sha256
 
 
@@ -44,7 +45,10 @@ def poetry_lock(pins: Sequence[Pin], extras: dict[str, list[str]] | None = None)
         out += [f'    {{file = {_toml_str(n)}, hash = "sha256:{h}"}},'
                 for n, h in sorted(files.items())]
         out.append("]")
-        if pin.source:
+        if pin.source and pin.source_type != "legacy":
+            out += ["", "[package.source]", f"type = {_toml_str(pin.source_type)}",
+                    f"url = {_toml_str(pin.source[1])}"]
+        elif pin.source:
             out += ["", "[package.source]", 'type = "legacy"', f"url = {_toml_str(pin.source[1])}",
                     f"reference = {_toml_str(pin.source[0])}"]
         out.append("")

@@ -160,7 +160,7 @@ def test_poetry_git_package_is_refused_with_advice(tmp_path: Path) -> None:
     url = "http://127.0.0.1:9/repo.git"
     reference = "main"
     resolved_reference = "abc"''')
-    with pytest.raises(LockError, match="private: a git package is not a wheel"):
+    with pytest.raises(LockError, match=r"private \(a git checkout\).*publish it to an index"):
         locks.load(write(tmp_path, "poetry.lock", text), default=DEFAULT)
 
 

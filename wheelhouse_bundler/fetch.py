@@ -15,9 +15,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
-from .cache import Cache, HashingWriter
-from .errors import IntegrityError, NetworkError
+from .cache import CHUNK, Cache, HashingWriter
+from .errors import IntegrityError, NetworkError, UsageError
 from .model import LockedFile, Source
 from .net import LazyClient, check_status, describe, stream
 from .sources import redact, strip_credentials
@@ -72,19 +74,40 @@ def fetch_one(client: LazyClient, cache: Cache, file: LockedFile, source: Source
     if not file.url:
         raise NetworkError(f"{file.filename}: no URL known to download it from")
     label = file.filename or file.url
-    for attempt in (1, 2):  # a wrong body is retried once: it may be a broken proxy
-        try:
-            size = _download(client, cache, file, source, label, progress)
-            break
-        except IntegrityError:
-            if attempt == 2:
-                raise
+    if file.url.startswith("file:"):  # a lock's local wheel (poetry `file` packages)
+        size = _copy_local(cache, file, label, progress)
+    else:
+        size = _download_retrying(client, cache, file, source, label, progress)
     if file.filename:
         cache.remember(file.sha256, file.filename, strip_credentials(file.url))
         cache.remember_names({file.sha256: file.filename})
     fetched = Fetched(file, cache.path(file.sha256), size, False)
     progress.finished(fetched)
     return fetched
+
+
+def _download_retrying(client: LazyClient, cache: Cache, file: LockedFile,
+                       source: Source | None, label: str, progress: Progress) -> int:
+    for attempt in (1, 2):  # a wrong body is retried once: it may be a broken proxy
+        try:
+            return _download(client, cache, file, source, label, progress)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _copy_local(cache: Cache, file: LockedFile, label: str, progress: Progress) -> int:
+    """A wheel on this disk enters the cache like a download: hash-checked on the way."""
+    assert file.url is not None
+    path = Path(url2pathname(urlsplit(file.url).path))
+    if not path.is_file():
+        raise UsageError(f"{label}: the lock's local file {path} does not exist")
+    with open(path, "rb") as src, cache.writer(file.sha256, label) as out:
+        while chunk := src.read(CHUNK):
+            out.write(chunk)
+            progress.advance(len(chunk))
+        return out.size
 
 
 def _download(client: LazyClient, cache: Cache, file: LockedFile, source: Source | None,

@@ -26,7 +26,8 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from ..errors import NetworkError, UsageError
-from ..sources import check_not_in_argv, credentials_for, default_source, redact
+from ..net import describe, make_client
+from ..sources import check_not_in_argv, credentials_for, default_source, redact, split_credentials
 
 _PASS_THROUGH = ("PIP_CERT", "PIP_CLIENT_CERT", "PIP_TIMEOUT", "PIP_RETRIES")
 _NETWORK = re.compile(r"NewConnectionError|Failed to establish|Max retries exceeded|"
@@ -82,6 +83,24 @@ def _failure(stderr: str, source: Path, shown_index: str) -> Exception:
                       f"{tell}")
 
 
+def _unreachable(index_url: str | None) -> str | None:
+    """Why the index cannot be reached (one GET of its root, its credentials sent), or
+    None when it answers; any answer but an auth refusal counts as reachable."""
+    import httpx
+
+    source = default_source(index_url)
+    base, _ = split_credentials(source.url)
+    creds = credentials_for(source, source.url)
+    try:
+        with make_client(jobs=1, timeout=15.0) as client:
+            response = client.get(base, auth=httpx.BasicAuth(*creds) if creds else None)
+    except httpx.HTTPError as exc:
+        return describe(exc)
+    if response.status_code in (401, 403, 407):
+        return f"{response.status_code} {response.reason_phrase}; check its credentials"
+    return None
+
+
 def compile_lock(source: Path, output: Path | None = None, *, index_url: str | None = None
                  ) -> Compiled:
     """Run pip-compile on `source` and write the hashed lock to `output` atomically."""
@@ -106,7 +125,13 @@ def compile_lock(source: Path, output: Path | None = None, *, index_url: str | N
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False,
                               cwd=source.parent, stdin=subprocess.DEVNULL)
         if done.returncode != 0:
-            raise _failure(done.stderr, source, shown)
+            error = _failure(done.stderr, source, shown)
+            # pip-tools silences pip's connection warnings, so a dead index reads as
+            # "no version of X": ask the index ourselves before blaming the input.
+            if not isinstance(error, NetworkError) and (why := _unreachable(index_url)):
+                error = NetworkError(f"pip-compile {source.name}: cannot reach the index "
+                                     f"{shown}: {why}")
+            raise error
         text = tmp.read_text()
         if "--hash=sha256:" not in text and re.search(r"^\S+==", text, re.M):
             raise UsageError(f"pip-compile {source.name}: wrote no hashes")

@@ -1,11 +1,23 @@
-"""poetry.lock (lock-version 2.1, written by Poetry 2) with its pyproject.toml.
+"""poetry.lock, lock-version 2.0 (Poetry 1.3 to 1.8) and 2.1 (Poetry 2), with its pyproject.
 
-Poetry 2 records, for each package, the groups that need it and the marker under which
-each group does (`markers` is a string for all groups or a table per group), with
-extras folded in as `extra == "..."`. That is enough to decide what to install without
-re-resolving, which is what we want: each (group, marker) pair becomes a Condition.
-Sources come from `[package.source]` (the only index a package may be fetched from);
-packages without one came from the default index.
+Poetry 2 (2.1) records, for each package, the groups that need it and the marker under
+which each group does (`markers` is a string for all groups or a table per group; a group
+the table leaves out means "always"), with extras folded in as `extra == "..."`. That is
+enough to decide what to install without re-resolving: each (group, marker) pair becomes
+a Condition.
+
+Poetry 1.x (2.0) records neither: only each package's own `[package.dependencies]` (with
+markers, optional deps named by `[package.extras]`). What a group needs is then a walk
+from the project's own dependencies in the pyproject.toml beside the lock, as
+poetry-plugin-export does for these locks: the lock becomes a Graph (model.Graph) that
+select.needed walks per target.
+
+Sources come from `[package.source]`: a `legacy` source is the only index the package may
+be fetched from, whatever its priority (primary, supplemental, explicit; the lock names
+the one it came from); packages without one came from the default index. `url` and
+`file` packages are one wheel fetched from that URL or file with the locked hash; `git`
+and `directory` packages (and url/file packages that are not wheels) have no wheel to
+fetch, so reading them is refused, all named in one error, with what to do instead.
 """
 
 from __future__ import annotations
@@ -16,15 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from packaging.markers import InvalidMarker, Marker
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import canonicalize_name
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
-from ..model import Condition, Lock, LockedFile, LockedPackage, Source
+from ..model import ALWAYS, Condition, Edge, Graph, Lock, LockedFile, LockedPackage, Source
 from . import read_bytes
 
-SUPPORTED = ("2.1",)
+SUPPORTED = ("2.0", "2.1")
+MAIN = "main"
 _LINE = re.compile(r"at line (\d+)")
 
 
@@ -71,20 +85,35 @@ def _conditions(path: Path, name: str, entry: dict[str, Any]) -> tuple[Condition
 
 def _files(path: Path, name: str, entry: dict[str, Any]) -> tuple[LockedFile, ...]:
     files = []
-    for f in entry.get("files", []):
+    listed = entry.get("files", [])
+    if not isinstance(listed, list):
+        raise LockError(path, f"package {name}: `files` must be an array")
+    for f in listed:
+        if not isinstance(f, dict) or not f.get("file"):
+            raise LockError(path, f"package {name}: a file entry without a `file` name")
         algo, _, digest = str(f.get("hash", "")).partition(":")
         if algo != "sha256" or len(digest) != 64:
-            raise LockError(path, f"package {name}: file {f.get('file')!r} has no sha256 hash")
+            raise LockError(path, f"package {name}: file {f.get('file')!r} has no sha256 hash "
+                            "(hashes are the lock; run `poetry lock` again)")
         files.append(LockedFile(sha256=digest.lower(), filename=str(f["file"])))
     return tuple(files)
 
 
+_NOT_WHEELS = {"git": "a git checkout", "directory": "a local folder"}
+
+
 def _source(path: Path, name: str, entry: dict[str, Any], default: Source,
             declared: dict[str, str]) -> tuple[Source, str | None]:
-    """The package's index, and for `url` packages the file's direct URL."""
+    """The package's index, and for `url`/`file` packages the file's own location.
+
+    Raises a LockError naming the package when it has no wheel to fetch; parse gathers
+    those into one error so the user sees every such package at once.
+    """
     src = entry.get("source")
     if not src:
         return default, None
+    if not isinstance(src, dict):
+        raise LockError(path, f"package {name}: `source` must be a table")
     kind = src.get("type")
     if kind == "legacy":
         ref = str(src.get("reference") or "")
@@ -92,10 +121,26 @@ def _source(path: Path, name: str, entry: dict[str, Any], default: Source,
         if not url:
             raise LockError(path, f"package {name}: source {ref!r} has no URL")
         return Source(ref, url if url.endswith("/") else url + "/"), None
-    if kind == "url":
-        return default, str(src.get("url"))
-    raise LockError(path, f"package {name}: a {kind} package is not a wheel on an index; "
-                    "build it into a wheel and lock that, or add it with --dist")
+    if kind in ("url", "file"):
+        where = str(src.get("url") or "")
+        if not where.endswith(".whl"):
+            raise _NotAWheel(f"{name} ({kind} {where}: not a wheel)")
+        if kind == "url":
+            return default, where
+        local = Path(where) if Path(where).is_absolute() else path.parent / where
+        return default, local.resolve().as_uri()
+    what = _NOT_WHEELS.get(str(kind), f"a {kind!r} source")
+    raise _NotAWheel(f"{name} ({what})")
+
+
+class _NotAWheel(Exception):
+    """A package the lock holds as something to build, not a wheel to fetch."""
+
+
+def _refuse(path: Path, refused: list[str]) -> LockError:
+    return LockError(path, f"{len(refused)} package(s) are not wheels: {'; '.join(refused)}. "
+                     "Build each into a wheel and lock that as a file or URL dependency, or "
+                     "publish it to an index (or bundle your own project's wheel with --dist)")
 
 
 def parse(path: Path, *, default: Source) -> Lock:
@@ -107,14 +152,19 @@ def parse(path: Path, *, default: Source) -> Lock:
     version = str(meta.get("lock-version"))
     if version not in SUPPORTED:
         raise LockError(path, f"lock-version {version} is not read (this tool reads "
-                        f"{', '.join(SUPPORTED)}; run `poetry lock` with Poetry 2)")
+                        f"{', '.join(SUPPORTED)}, as Poetry 1.3 and later write; run "
+                        "`poetry lock` with a newer Poetry)")
     project = _pyproject(path)
     poetry = project.get("tool", {}).get("poetry", {})
     declared = {str(s["name"]): str(s["url"]) for s in poetry.get("source", [])
-                if "name" in s and "url" in s}
+                if isinstance(s, dict) and "name" in s and "url" in s}
+    entries = doc.get("package", [])
+    if not isinstance(entries, list):
+        raise LockError(path, "`package` must be an array of tables")
     packages = []
-    groups: set[str] = {"main", *poetry.get("group", {}).keys()}
-    for i, entry in enumerate(doc.get("package", [])):
+    refused = []
+    groups: set[str] = {MAIN, *poetry.get("group", {}).keys()}
+    for i, entry in enumerate(entries):
         try:
             name = canonicalize_name(entry["name"])
             pkg_version = Version(str(entry["version"]))
@@ -122,19 +172,34 @@ def parse(path: Path, *, default: Source) -> Lock:
             raise LockError(path, f"package #{i + 1}: no name or version") from exc
         except InvalidVersion as exc:
             raise LockError(path, f"package {entry.get('name')}: invalid version") from exc
-        source, direct_url = _source(path, name, entry, default, declared)
+        try:
+            source, direct_url = _source(path, name, entry, default, declared)
+        except _NotAWheel as exc:
+            refused.append(str(exc))
+            continue
         files = _files(path, name, entry)
         if direct_url:
-            files = tuple(LockedFile(f.sha256, f.filename, direct_url) for f in files)
-        when = _conditions(path, name, entry)
+            files = tuple(LockedFile(f.sha256, f.filename, direct_url) for f in files
+                          if f.filename == direct_url.rsplit("/", 1)[-1]) or files[:1]
+        when = _conditions(path, name, entry) if version != "2.0" else ALWAYS
         groups.update(c.group for c in when if c.group)
         packages.append(LockedPackage(
             name=name, version=pkg_version, files=files, when=when,
             requires_python=_specifier(entry.get("python-versions")), source=source))
+    if refused:
+        raise _refuse(path, refused)
     extras = frozenset(canonicalize_name(e) for e in doc.get("extras", {}))
+    graph = None
+    if version == "2.0":
+        if not project:
+            raise LockError(path, "lock-version 2.0 records no groups; the pyproject.toml "
+                            "beside it is needed to tell what each group installs")
+        graph = _graph(path, project, doc, entries)
+        groups.update(graph.groups)
     return Lock(path=path, format="poetry", sha256=digest,
-                packages=tuple(sorted(packages, key=lambda p: p.name)),
-                default_groups=frozenset({"main"}), groups=frozenset(groups), extras=extras)
+                packages=tuple(sorted(packages, key=lambda p: (p.name, p.version))),
+                default_groups=frozenset({MAIN}), groups=frozenset(groups), extras=extras,
+                graph=graph)
 
 
 def _specifier(text: object) -> SpecifierSet | None:
@@ -145,3 +210,217 @@ def _specifier(text: object) -> SpecifierSet | None:
         return SpecifierSet(text)
     except InvalidSpecifier:
         return None
+
+
+# ---- lock-version 2.0: the dependency graph, walked from the pyproject's groups -------
+
+Key = tuple[NormalizedName, Version]
+_REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _constraint(text: object) -> SpecifierSet | None:
+    """A Poetry version constraint as PEP 440, None when it allows anything (or cannot be
+    read: then every locked version of the name is a candidate, as with no constraint).
+
+    Poetry writes `^1.2`, `~1.2`, `1.2.*`, `>=1,<2`, `>=1 <2` and `a || b`; only the
+    caret and tilde forms need translating."""
+    if not isinstance(text, str) or text.strip() in ("", "*") or "||" in text:
+        return None
+    parts = []
+    for part in re.split(r"\s*,\s*|\s+(?=[<>=!~^])", text.strip()):
+        if part.startswith("^") or (part.startswith("~") and not part.startswith("~=")):
+            try:
+                low = Version(part.lstrip("^~"))
+            except InvalidVersion:
+                return None
+            rel = list(low.release) + [0] * (3 - len(low.release))
+            if part.startswith("^"):
+                pos = next((i for i, n in enumerate(rel) if n), len(low.release) - 1)
+                pos = min(pos, len(low.release) - 1)
+            else:
+                pos = 0 if len(low.release) == 1 else 1
+            up = [*rel[:pos], rel[pos] + 1]
+            parts += [f">={low}", "<" + ".".join(map(str, up))]
+        elif part and part[0].isdigit():
+            parts.append(f"=={part}")
+        else:
+            parts.append(part)
+    try:
+        return SpecifierSet(",".join(parts))
+    except InvalidSpecifier:
+        return None
+
+
+def _bind_extra(items: list[Any], extra: str | None) -> str | bool:
+    """A marker's text with every `extra` comparison decided for `extra` (None: no extra);
+    True/False when that decides the whole marker.
+
+    Edges of a package's extra carry `extra == "x"` in the lock; the walk is on the
+    installing environment, where `extra` has no value, so the term is settled here."""
+    terms: list[list[str | bool]] = [[]]
+    for item in items:
+        if item == "or":
+            terms.append([])
+        elif item == "and":
+            continue
+        elif isinstance(item, list):
+            inner = _bind_extra(item, extra)
+            terms[-1].append(inner if isinstance(inner, bool) else f"({inner})")
+        elif "extra" in (str(item[0]), str(item[2])):
+            lhs, op, rhs = item
+            wanted = canonicalize_name(str(rhs if str(lhs) == "extra" else lhs))
+            have = canonicalize_name(extra) if extra else ""
+            terms[-1].append((have == wanted) == (str(op) == "=="))
+        else:
+            terms[-1].append(" ".join(node.serialize() for node in item))
+    kept = []
+    for term in terms:
+        if any(x is False for x in term):
+            continue
+        rest = [str(x) for x in term if x is not True]
+        if not rest:
+            return True
+        kept.append(" and ".join(rest))
+    return " or ".join(kept) if kept else False
+
+
+def _edge_marker(path: Path, where: str, spec: dict[str, Any], extra: str | None
+                 ) -> Marker | bool | None:
+    """The marker under which a dependency applies, `python` and `platform` folded in;
+    False when it never does with `extra`."""
+    texts = []
+    if spec.get("markers"):
+        texts.append(str(spec["markers"]))
+    python = _constraint(spec.get("python"))
+    if python is not None:
+        texts += [f'python_full_version {s.operator} "{s.version}"' for s in python]
+    if spec.get("platform"):
+        texts.append(f'sys_platform == "{spec["platform"]}"')
+    if not texts:
+        return None
+    marker = _marker(path, where, " and ".join(f"({m})" for m in texts))
+    bound = _bind_extra(list(marker._markers), extra)
+    if isinstance(bound, bool):
+        return None if bound else False
+    return _marker(path, where, bound)
+
+
+def _specs(path: Path, where: str, value: object) -> list[dict[str, Any]]:
+    """A dependency's constraints: a string, a table, or an array of tables by marker."""
+    if isinstance(value, str):
+        return [{"version": value}]
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        return list(value)
+    raise LockError(path, f"{where}: unreadable dependency {value!r}")
+
+
+def _edges_for(path: Path, where: str, name: str, value: object, extra: str | None,
+               versions: dict[NormalizedName, list[Key]], python: dict[Key, str | None],
+               optional: bool | None = False) -> list[Edge]:
+    """Edges for one dependency entry (`optional`: None takes optional and not alike)."""
+    dep = canonicalize_name(name)
+    candidates = versions.get(dep)
+    edges: list[Edge] = []
+    if not candidates:
+        return edges  # e.g. an optional dependency whose extra was never locked
+    for spec in _specs(path, where, value):
+        if optional is not None and bool(spec.get("optional", False)) != optional:
+            continue
+        marker = _edge_marker(path, where, spec, extra)
+        if marker is False:
+            continue
+        extras = frozenset(canonicalize_name(str(x)) for x in spec.get("extras", []))
+        allowed = _constraint(spec.get("version"))
+        keys = [k for k in candidates
+                if allowed is None or allowed.contains(k[1], prereleases=True)] or candidates
+        for key in keys:
+            m = marker
+            if len(keys) > 1 and python.get(key):  # several versions: each its Python
+                region = " and ".join(f'python_full_version {s.operator} "{s.version}"'
+                                      for s in SpecifierSet(python[key] or ""))
+                m = Marker(f"({m}) and ({region})" if m is not None else region)
+            edges.append(Edge(name=dep, marker=m if isinstance(m, Marker) else None,
+                              extras=extras, version=key[1] if len(candidates) > 1 else None))
+    return edges
+
+
+def _graph(path: Path, project: dict[str, Any], doc: dict[str, Any],
+           entries: list[dict[str, Any]]) -> Graph:
+    """The lock's dependencies as a Graph rooted in the pyproject's groups and extras."""
+    versions: dict[NormalizedName, list[Key]] = {}
+    python: dict[Key, str | None] = {}
+    for entry in entries:
+        key = (canonicalize_name(entry["name"]), Version(str(entry["version"])))
+        versions.setdefault(key[0], []).append(key)
+        python[key] = str(_specifier(entry.get("python-versions")) or "") or None
+    deps: dict[Key, dict[str | None, tuple[Edge, ...]]] = {}
+    for entry in entries:
+        key = (canonicalize_name(entry["name"]), Version(str(entry["version"])))
+        where = f"package {key[0]}"
+        requires = entry.get("dependencies", {})
+        if not isinstance(requires, dict):
+            raise LockError(path, f"{where}: `dependencies` must be a table")
+        node: dict[str | None, list[Edge]] = {None: []}
+        for dep, value in requires.items():
+            node[None] += _edges_for(path, where, dep, value, None, versions, python)
+        for extra, reqs in (entry.get("extras") or {}).items():
+            x = canonicalize_name(extra)
+            names = {canonicalize_name(m[1]) for r in reqs if (m := _REQ_NAME.match(str(r)))}
+            node[x] = [e for dep, value in requires.items() if canonicalize_name(dep) in names
+                       for e in _edges_for(path, f"{where}[{extra}]", dep, value, x,
+                                           versions, python, optional=True)]
+        deps[key] = {k: tuple(v) for k, v in node.items()}
+
+    poetry = project.get("tool", {}).get("poetry", {})
+    pep621 = project.get("project", {})
+    main: list[Edge] = []
+    optional_roots: dict[NormalizedName, list[Edge]] = {}
+    for dep, value in poetry.get("dependencies", {}).items():
+        if canonicalize_name(dep) == "python":
+            continue
+        main += _edges_for(path, "pyproject.toml", dep, value, None, versions, python)
+        optional_roots.setdefault(canonicalize_name(dep), []).extend(
+            _edges_for(path, "pyproject.toml", dep, value, None, versions, python,
+                       optional=True))
+    main += _pep508_edges(path, pep621.get("dependencies", []), versions, python)
+    extras: dict[str, list[Edge]] = {}
+    for extra, members in (doc.get("extras") or {}).items():
+        x = canonicalize_name(extra)
+        for member in members:
+            dep = canonicalize_name(str(member))
+            extras.setdefault(x, []).extend(
+                optional_roots.get(dep) or [Edge(name=dep)] if dep in versions else [])
+    for extra, reqs in (pep621.get("optional-dependencies") or {}).items():
+        extras.setdefault(canonicalize_name(extra), []).extend(
+            _pep508_edges(path, reqs, versions, python))
+    groups: dict[str, list[Edge]] = {MAIN: main}
+    legacy_dev = poetry.get("dev-dependencies", {})
+    group_tables = {"dev": {"dependencies": legacy_dev}} if legacy_dev else {}
+    group_tables.update(poetry.get("group", {}))
+    for group, table in group_tables.items():
+        edges = groups.setdefault(str(group), [])
+        for dep, value in (table.get("dependencies") or {}).items():
+            edges += _edges_for(path, f"pyproject.toml group {group}", dep, value, None,
+                                versions, python, optional=None)
+    return Graph(extras={x: tuple(e) for x, e in extras.items()},
+                 groups={g: tuple(e) for g, e in groups.items()}, deps=deps)
+
+
+def _pep508_edges(path: Path, reqs: object, versions: dict[NormalizedName, list[Key]],
+                  python: dict[Key, str | None]) -> list[Edge]:
+    """Edges for PEP 508 strings ([project] dependencies of a Poetry 2 style pyproject)."""
+    edges: list[Edge] = []
+    for text in reqs if isinstance(reqs, list) else []:
+        try:
+            req = Requirement(str(text))
+        except InvalidRequirement as exc:
+            raise LockError(path.with_name("pyproject.toml"),
+                            f"invalid requirement {text!r}") from exc
+        spec: dict[str, Any] = {"version": str(req.specifier) or "*",
+                                "extras": sorted(req.extras)}
+        if req.marker is not None:
+            spec["markers"] = str(req.marker)
+        edges += _edges_for(path, "pyproject.toml", req.name, spec, None, versions, python)
+    return edges
