@@ -60,6 +60,10 @@ CacheOpt = Annotated[Path | None, typer.Option(
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, max=128,
                                       help="Files downloaded at once.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+AllowUnhashedOpt = Annotated[bool, typer.Option(
+    "--allow-unhashed", help="Accept packages the lock pins without a sha256: take every "
+    "wheel of the pinned version with the hash its index lists (marked in the manifest). "
+    "Hashes are the point of a lock; use only for a lock you cannot regenerate.")]
 OfflineOpt = Annotated[bool, typer.Option(
     "--offline", help="Use the download cache only; name every file it lacks.")]
 TimeoutOpt = Annotated[float, typer.Option(
@@ -91,7 +95,7 @@ def _options(lock: Path, fmt: str | None, target: list[str] | None, with_: list[
              all_extras: bool, index_url: str | None, cache_dir: Path | None = None,
              jobs: int = 16, *, offline: bool = False, timeout: float = 30.0,
              cert: Path | None = None, client_cert: Path | None = None,
-             target_file: list[Path] | None = None):
+             target_file: list[Path] | None = None, allow_unhashed: bool = False):
     from .pipeline import Options
 
     return Options(lock=lock, fmt=fmt, targets=tuple(target or ()),
@@ -100,7 +104,8 @@ def _options(lock: Path, fmt: str | None, target: list[str] | None, with_: list[
                    only_groups=tuple(only or ()), extras=tuple(extras or ()),
                    all_extras=all_extras, index_url=index_url, cache_dir=cache_dir, jobs=jobs,
                    offline=offline, timeout=timeout, cert=str(cert) if cert else None,
-                   client_cert=str(client_cert) if client_cert else None)
+                   client_cert=str(client_cert) if client_cert else None,
+                   allow_unhashed=allow_unhashed)
 
 
 class _Bar:
@@ -139,6 +144,7 @@ def export(
     target: TargetOpt = None, target_file: TargetFileOpt = None, with_: WithOpt = None,
     without: WithoutOpt = None, only: OnlyOpt = None, extras: ExtrasOpt = None,
     all_extras: AllExtrasOpt = False, fmt: FormatOpt = None, index_url: IndexOpt = None,
+    allow_unhashed: AllowUnhashedOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Write pinned, hashed requirements for each target (markers evaluated)."""
@@ -147,7 +153,8 @@ def export(
 
     _Out.quiet = quiet
     texts = run_export(_options(lock, fmt, target, with_, without, only, extras, all_extras,
-                                index_url, target_file=target_file))
+                                index_url, target_file=target_file,
+                                allow_unhashed=allow_unhashed))
     if output is None:
         if len(texts) > 1:
             raise UsageError("several targets: give -o FOLDER to write one file per target")
@@ -195,6 +202,7 @@ def bundle(
     target: TargetOpt = None, target_file: TargetFileOpt = None, with_: WithOpt = None,
     without: WithoutOpt = None, only: OnlyOpt = None, extras: ExtrasOpt = None,
     all_extras: AllExtrasOpt = False, fmt: FormatOpt = None, index_url: IndexOpt = None,
+    allow_unhashed: AllowUnhashedOpt = False,
     cache_dir: CacheOpt = None,
     jobs: JobsOpt = 16, offline: OfflineOpt = False, timeout: TimeoutOpt = 30.0,
     cert: CertOpt = None, client_cert: ClientCertOpt = None,
@@ -225,7 +233,8 @@ def bundle(
         raise UsageError("--osv-db is for --audit (or the audit command)")
     opts = replace(_options(lock, fmt, target, with_, without, only, extras, all_extras,
                             index_url, cache_dir, jobs, offline=offline, timeout=timeout,
-                            cert=cert, client_cert=client_cert, target_file=target_file),
+                            cert=cert, client_cert=client_cert, target_file=target_file,
+                            allow_unhashed=allow_unhashed),
                    own=not no_own, dist=dist, build_isolation=not no_isolation,
                    audit=audit, osv_db=osv_db, ignore_vulns=tuple(ignore_vuln or ()))
     if with_uv:
@@ -265,6 +274,7 @@ def download(
     target: TargetOpt = None, target_file: TargetFileOpt = None, with_: WithOpt = None,
     without: WithoutOpt = None, only: OnlyOpt = None, extras: ExtrasOpt = None,
     all_extras: AllExtrasOpt = False, fmt: FormatOpt = None, index_url: IndexOpt = None,
+    allow_unhashed: AllowUnhashedOpt = False,
     cache_dir: CacheOpt = None,
     jobs: JobsOpt = 16, offline: OfflineOpt = False, timeout: TimeoutOpt = 30.0,
     cert: CertOpt = None, client_cert: ClientCertOpt = None,
@@ -279,7 +289,7 @@ def download(
         got = run_download(_options(lock, fmt, target, with_, without, only, extras,
                                     all_extras, index_url, cache_dir, jobs, offline=offline,
                                     timeout=timeout, cert=cert, client_cert=client_cert,
-                                    target_file=target_file),
+                                    target_file=target_file, allow_unhashed=allow_unhashed),
                            dest, progress=bar)
     finally:
         bar.close()
@@ -335,7 +345,8 @@ def inspect(bundle: BundleArg, json_out: JsonOpt = False,
             "targets": [t.name for t in m.targets],
             "packages": [{"name": f.name, "version": f.version, "filename": f.filename,
                           "size": f.size, "sha256": f.sha256, "targets": list(f.targets),
-                          "yanked": f.yanked, "own": f.own} for f in m.files],
+                          "yanked": f.yanked, "own": f.own,
+                          "hash_from_index": f.hash_from_index} for f in m.files],
             "accepted_vulns": [{"id": a.id, "package": a.package, "version": a.version,
                                 "aliases": list(a.aliases)} for a in m.accepted_vulns]})
         return
@@ -345,7 +356,8 @@ def inspect(bundle: BundleArg, json_out: JsonOpt = False,
     typer.echo(f"targets  {', '.join(t.name for t in m.targets)}")
     width = max((len(f.name) for f in m.files), default=4)
     for f in m.files:
-        flag = ("  (yanked)" if f.yanked else "") + ("  (own)" if f.own else "")
+        flag = ("  (yanked)" if f.yanked else "") + ("  (own)" if f.own else "") + (
+            "  (hash from index)" if f.hash_from_index else "")
         typer.echo(f"  {f.name:<{width}}  {f.version:<12} {f.size / 1e3:>9.1f} kB  "
                    f"{f.filename}{flag}")
     for a in m.accepted_vulns:

@@ -54,6 +54,7 @@ def build(lock: Lock, plans: list[Plan], sizes: Mapping[str, int], groups: Itera
                 "filename": f.filename, "sha256": f.sha256, "size": sizes[f.sha256],
                 "name": str(pick.package.name), "version": str(pick.package.version),
                 "origin": strip_credentials(f.url), "targets": set(), "yanked": f.yanked,
+                "hash_from_index": f.hash_from_index,
             })
             entry["targets"].add(plan.target.name)
     files = tuple(
@@ -82,7 +83,9 @@ def to_json(manifest: Manifest) -> bytes:
         "files": [{"filename": f.filename, "path": wheel_path(f.filename), "sha256": f.sha256,
                    "size": f.size, "name": f.name, "version": f.version, "origin": f.origin,
                    "targets": list(f.targets), "yanked": f.yanked,
-                   **({"own": True} if f.own else {})} for f in manifest.files],
+                   **({"own": True} if f.own else {}),
+                   **({"hash_from_index": True} if f.hash_from_index else {})}
+                  for f in manifest.files],
     }
     if manifest.accepted_vulns:  # optional keys: bundles without them read as before
         doc["accepted_vulns"] = [{"id": v.id, "package": v.package, "version": v.version,
@@ -110,7 +113,8 @@ def from_json(data: bytes) -> Manifest:
                 filename=str(f["filename"]), sha256=str(f["sha256"]), size=int(f["size"]),
                 name=str(f["name"]), version=str(f["version"]), origin=str(f["origin"]),
                 targets=tuple(f["targets"]), yanked=bool(f.get("yanked", False)),
-                own=bool(f.get("own", False)))
+                own=bool(f.get("own", False)),
+                hash_from_index=bool(f.get("hash_from_index", False)))
                 for f in doc["files"]),
             accepted_vulns=tuple(AcceptedVuln(str(v["id"]), str(v["package"]),
                                               str(v["version"]), tuple(v.get("aliases", ())))

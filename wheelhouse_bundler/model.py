@@ -37,6 +37,7 @@ class LockedFile:
     url: str | None = None
     size: int | None = None
     yanked: bool = False
+    hash_from_index: bool = False  # no hash in the lock (--allow-unhashed): the index's
 
     @property
     def is_wheel(self) -> bool:
@@ -163,6 +164,7 @@ class ManifestFile:
     origin: str
     targets: tuple[str, ...]
     yanked: bool = False
+    hash_from_index: bool = False  # the lock had no hash; the index's was trusted
     own: bool = False  # the locked project's own wheel, installed last with --no-deps
 
 

@@ -19,6 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
 from . import bundle, locks, manifest, ownbuild, select, uvtool
 from . import targets as targets_mod
 from .cache import Cache, default_root
@@ -55,6 +57,7 @@ class Options:
     timeout: float = 30.0
     cert: str | None = None
     client_cert: str | None = None
+    allow_unhashed: bool = False  # take the index's sha256 where the lock records none
     own: bool = True  # bundle the project's own wheels when it is a package
     dist: Path | None = None  # take own wheels from here instead of building them
     build_isolation: bool = True
@@ -115,6 +118,41 @@ def _origins_from_cache(plans: list[Plan], cache: Cache) -> list[Plan]:
     return [Plan(plan.target, tuple(fill(p) for p in plan.picks)) for plan in plans]
 
 
+def _hashes_from_index(lock: Lock, index: Index, opts: Options) -> Lock:
+    """Packages the lock pins without any hash get every wheel of their pinned version
+    that their source lists with a sha256, each marked `hash_from_index` in the manifest.
+
+    This is the one place the tool trusts an index for what to install: the user asked
+    for it with --allow-unhashed, and the manifest says which files it concerns.
+    """
+    bare = [p for p in lock.packages if not p.files]
+    if not bare:
+        return lock
+    if opts.offline:
+        raise NetworkError(f"--offline: no hash in the lock for "
+                           f"{', '.join(p.name for p in bare[:5])}, and with "
+                           "--allow-unhashed only the index can supply one")
+
+    def fill(package: LockedPackage) -> LockedPackage:
+        assert package.source is not None
+        files = []
+        for f in index.files(package.source, package.name):
+            if not (f.filename.endswith(".whl") and f.sha256):
+                continue
+            try:
+                version = parse_wheel_filename(f.filename)[1]
+            except InvalidWheelFilename:
+                continue
+            if version == package.version:
+                files.append(LockedFile(f.sha256, filename=f.filename, url=f.url,
+                                        yanked=f.yanked, hash_from_index=True))
+        return replace(package, files=tuple(files))
+
+    with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
+        filled = {p.name: p for p in pool.map(fill, bare)}
+    return replace(lock, packages=tuple(filled.get(p.name, p) for p in lock.packages))
+
+
 def client_for(opts: Options) -> LazyClient:
     return LazyClient(jobs=opts.jobs, cert=opts.cert, client_cert=opts.client_cert,
                       timeout=opts.timeout)
@@ -127,7 +165,10 @@ def prepare(opts: Options, index: Index, cache: Cache | None = None) -> Prepared
         check_not_in_argv(opts.index_url, "--index-url")
     # Targets first: a bad spec or target file fails before any index is asked.
     chosen = targets_mod.resolve(opts.targets, opts.target_files, project=opts.lock)
-    lock = locks.load(opts.lock, fmt=opts.fmt, default=default_source(opts.index_url))
+    lock = locks.load(opts.lock, fmt=opts.fmt, default=default_source(opts.index_url),
+                      allow_unhashed=opts.allow_unhashed)
+    if opts.allow_unhashed:
+        lock = _hashes_from_index(lock, index, opts)
     lock = replace(lock, packages=tuple(_names_from_cache(p, cache) for p in lock.packages))
     unnamed = [p for p in lock.packages if any(f.filename is None for f in p.files)]
     if unnamed and opts.offline:

@@ -55,8 +55,13 @@ def detect_format(path: Path) -> str:
     )
 
 
-def load(path: Path, *, fmt: str | None = None, default: Source) -> Lock:
-    """Read the lock at `path` (file or folder); `default` serves unpinned packages."""
+def load(path: Path, *, fmt: str | None = None, default: Source, allow_unhashed: bool = False
+         ) -> Lock:
+    """Read the lock at `path` (file or folder); `default` serves unpinned packages.
+
+    With `allow_unhashed`, a package the lock records without a sha256 comes back with
+    no files, and the pipeline takes its wheels and their hashes from the index.
+    """
     lock_path = find_lock(path)
     fmt = fmt or detect_format(lock_path)
     if fmt not in READERS:
@@ -68,6 +73,8 @@ def load(path: Path, *, fmt: str | None = None, default: Source) -> Lock:
         if exc.name != module:
             raise
         raise UsageError(f"{lock_path}: the {fmt} format is not supported yet") from exc
+    if allow_unhashed:
+        return reader.parse(lock_path, default=default, allow_unhashed=True)
     return reader.parse(lock_path, default=default)
 
 

@@ -83,7 +83,8 @@ def _conditions(path: Path, name: str, entry: dict[str, Any]) -> tuple[Condition
     return tuple(out)
 
 
-def _files(path: Path, name: str, entry: dict[str, Any]) -> tuple[LockedFile, ...]:
+def _files(path: Path, name: str, entry: dict[str, Any], allow_unhashed: bool = False
+           ) -> tuple[LockedFile, ...]:
     files = []
     listed = entry.get("files", [])
     if not isinstance(listed, list):
@@ -93,8 +94,11 @@ def _files(path: Path, name: str, entry: dict[str, Any]) -> tuple[LockedFile, ..
             raise LockError(path, f"package {name}: a file entry without a `file` name")
         algo, _, digest = str(f.get("hash", "")).partition(":")
         if algo != "sha256" or len(digest) != 64:
+            if allow_unhashed:  # the index's hash stands in (pipeline.prepare)
+                continue
             raise LockError(path, f"package {name}: file {f.get('file')!r} has no sha256 hash "
-                            "(hashes are the lock; run `poetry lock` again)")
+                            "(hashes are the lock; run `poetry lock` again, or pass "
+                            "--allow-unhashed)")
         files.append(LockedFile(sha256=digest.lower(), filename=str(f["file"])))
     return tuple(files)
 
@@ -143,7 +147,7 @@ def _refuse(path: Path, refused: list[str]) -> LockError:
                      "publish it to an index (or bundle your own project's wheel with --dist)")
 
 
-def parse(path: Path, *, default: Source) -> Lock:
+def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
     data, digest = read_bytes(path)
     doc = _toml(path, data)
     meta = doc.get("metadata")
@@ -177,7 +181,7 @@ def parse(path: Path, *, default: Source) -> Lock:
         except _NotAWheel as exc:
             refused.append(str(exc))
             continue
-        files = _files(path, name, entry)
+        files = _files(path, name, entry, allow_unhashed)
         if direct_url:
             files = tuple(LockedFile(f.sha256, f.filename, direct_url) for f in files
                           if f.filename == direct_url.rsplit("/", 1)[-1]) or files[:1]
