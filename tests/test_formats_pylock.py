@@ -1,7 +1,7 @@
 """pylock.toml (PEP 751): read into our Lock, checked against independent readers.
 
 tests/data/locks/pylock/pylock.toml was written by the real `pip lock` (pip 26) against the
-test index (scripts/regen-lock-fixtures pylock), the server address replaced by
+test index (scripts/regen-lock-fixtures --pylock), the server address replaced by
 http://127.0.0.1:PORT/. The wheels are rebuilt here byte for byte from wheels.json.
 
 pip has no export command, so the oracles are the two other readers of the standard:

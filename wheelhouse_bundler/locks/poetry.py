@@ -10,6 +10,8 @@ packages without one came from the default index.
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +23,22 @@ from packaging.version import InvalidVersion, Version
 from ..errors import LockError
 from ..model import Condition, Lock, LockedFile, LockedPackage, Source
 from . import read_bytes
-from .tomlfile import read_toml as _toml  # kept under its old name for other readers
 
 SUPPORTED = ("2.1",)
+_LINE = re.compile(r"at line (\d+)")
+
+
+def _toml(path: Path, data: bytes) -> dict[str, Any]:
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise LockError(path, "not UTF-8 text") from exc
+    except tomllib.TOMLDecodeError as exc:
+        match = _LINE.search(str(exc))
+        line = int(match[1]) if match else None
+        if line is None and "end of document" in str(exc):
+            line = data.count(b"\n") + 1
+        raise LockError(path, f"invalid TOML: {exc}", line) from exc
 
 
 def _pyproject(lock_path: Path) -> dict[str, Any]:
