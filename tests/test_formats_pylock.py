@@ -347,3 +347,20 @@ def test_invalid_lock_is_refused_at_its_package(tmp_path, clean_environ, capsys)
     err = _bad(tmp_path, text, capsys)
     assert "not a valid PEP 751 lock" in err and "DevTool" in err
     assert f"pylock.toml:{_line_of(text, 'DevTool') - 1}:" in err
+
+
+def test_index_pins_the_source_and_path_wheels_are_found_by_hash(tmp_path) -> None:
+    """`index` is the only place a package's files may be looked up; a wheel given by
+    `path` alone has no URL of ours, so it is located on that index by its sha256."""
+    path = tmp_path / "pylock.toml"
+    path.write_text(HAND.replace(
+        'name = "alpha"\nversion = "1.0"\n',
+        'name = "alpha"\nversion = "1.0"\nindex = "http://127.0.0.1:9/corp/simple"\n').replace(
+        'url = "http://127.0.0.1:9/p/alpha-1.0-py3-none-any.whl"',
+        'path = "wheels/alpha-1.0-py3-none-any.whl"'))
+    lock = locks.load(path, default=Source("d", NOWHERE))
+    alpha = next(p for p in lock.packages if p.name == "alpha")
+    beta = next(p for p in lock.packages if p.name == "beta")
+    corp = "http://127.0.0.1:9/corp/simple/"
+    assert alpha.source == Source(corp, corp) and beta.source == Source("d", NOWHERE)
+    assert [(f.filename, f.url) for f in alpha.files] == [("alpha-1.0-py3-none-any.whl", None)]
