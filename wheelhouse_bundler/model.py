@@ -113,6 +113,18 @@ class Graph:
 
 
 @dataclass(frozen=True)
+class Support:
+    """Where a lock says it may be installed (PEP 751 `requires-python`, `environments`).
+
+    A reader sets it when the lock makes that promise; select refuses a target outside it
+    instead of bundling a set the locker never resolved for that target.
+    """
+
+    requires_python: SpecifierSet | None = None
+    environments: tuple[Marker, ...] = ()
+
+
+@dataclass(frozen=True)
 class Lock:
     """A parsed lock: what to install, never how to resolve it again."""
 
@@ -125,6 +137,7 @@ class Lock:
     extras: frozenset[str] = frozenset()
     requires_python: SpecifierSet | None = None
     graph: Graph | None = None  # set by graph locks (uv): select walks it per target
+    support: Support | None = None  # set by locks that say where they apply (pylock)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from packaging.version import InvalidVersion, Version
 from ..errors import LockError
 from ..model import Edge, Graph, Lock, LockedFile, LockedPackage, Source
 from . import read_bytes
-from .poetry import _toml
+from .tomlfile import read_toml as _toml
 
 SUPPORTED = (1,)
 MAIN = "main"
