@@ -49,7 +49,8 @@ ExtrasOpt = Annotated[list[str] | None, typer.Option(
     "--extras", "-E", help="Include an extra (repeatable).")]
 AllExtrasOpt = Annotated[bool, typer.Option("--all-extras", help="Include every extra.")]
 FormatOpt = Annotated[str | None, typer.Option(
-    "--format", help="Lock format when the file name does not tell: poetry, requirements.")]
+    "--format", help="Lock format when the file name does not tell: poetry, pylock, uv, "
+    "pdm, pipfile, requirements.")]
 IndexOpt = Annotated[str | None, typer.Option(
     "--index-url", help="Default index (Simple API URL) for packages the lock does not pin "
     "to a source. Default: pip's configuration, else pip's default (PyPI). No credentials "

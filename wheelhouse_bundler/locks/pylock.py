@@ -155,7 +155,9 @@ def _source(package: Package, default: Source) -> Source:
     return Source(url, url)
 
 
-def parse(path: Path, *, default: Source) -> Lock:
+def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
+    """`allow_unhashed` changes nothing here: PEP 751 makes hashes mandatory, so a wheel
+    without one is a malformed lock, not a lock written without hashes."""
     data, digest = read_bytes(path)
     where = _Where(path, data)
     doc = _check_version(path, read_toml(path, data))
