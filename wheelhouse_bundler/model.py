@@ -124,6 +124,9 @@ class Lock:
     extras: frozenset[str] = frozenset()
     requires_python: SpecifierSet | None = None
     graph: Graph | None = None  # set by graph locks (uv): select walks it per target
+    # The environments the lock was resolved for (pdm's targets, PEP 751's
+    # `environments`): a target none of them matches is refused, not guessed at.
+    environments: tuple[Marker, ...] = ()
 
 
 @dataclass(frozen=True)

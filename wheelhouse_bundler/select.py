@@ -138,9 +138,24 @@ def _python_ok(package: LockedPackage, target: Target) -> bool:
     return package.requires_python.contains(full, prereleases=True)
 
 
+def check_environments(lock: Lock, targets: Iterable[Target]) -> None:
+    """Refuse targets outside every environment the lock was resolved for: its markers
+    were never meant to be evaluated there and could select nothing, or the wrong set."""
+    if not lock.environments:
+        return
+    outside = [t.name for t in targets
+               if not any(m.evaluate({**t.environment, "extra": ""})  # type: ignore[arg-type]
+                          for m in lock.environments)]
+    if outside:
+        raise SelectionError(
+            f"{lock.path.name} was not locked for target(s) {', '.join(outside)}; it covers "
+            f"only: {' | '.join(str(m) for m in lock.environments)}")
+
+
 def plan(lock: Lock, targets: list[Target], groups: Collection[str],
          extras: Collection[str]) -> list[Plan]:
     """One plan per target, or a SelectionError listing every package that cannot be met."""
+    check_environments(lock, targets)
     plans: list[Plan] = []
     gaps: list[str] = []
     for target in targets:
