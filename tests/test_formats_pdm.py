@@ -98,6 +98,9 @@ def test_markers_groups_extras_and_forks_per_target(project, tmp_path) -> None:
     # two targets in one lock: each Python gets its own version
     assert linux["forky"][0] == "1.0" and win["forky"][0] == "2.0"
     assert "oldpy" in linux and "oldpy" not in win
+    # gamma[speed]: pdm's second entry for the extra is the same package (pins() refuses
+    # a name twice) and pulls in the extra's dependency
+    assert linux["gamma"][0] == "1.2" and "speedy" in linux
     # pdm's defaults: the default group and every dev group, no optional group
     assert {"devtool", "devhelper", "linty"} <= linux.keys() and "yamlish" not in linux
     # a package needed by default on win32 only, but by dev always: pdm merges the
@@ -120,8 +123,8 @@ def test_reads_groups_targets_and_static_urls(project) -> None:
     assert [str(m) for m in lock.environments] == ['python_full_version == "3.11.*"',
                                                    'python_full_version >= "3.12"']
     assert {p.name for p in lock.packages} == {
-        "alpha", "beta", "deep", "devhelper", "devtool", "forky", "linty", "oldpy",
-        "penguin", "shared", "winonly", "yamlish"}
+        "alpha", "beta", "deep", "devhelper", "devtool", "forky", "gamma", "linty", "oldpy",
+        "penguin", "shared", "speedy", "winonly", "yamlish"}
     assert all(p.source == default and f.url is None for p in lock.packages for f in p.files)
     static = locks.load(project / "pdm-static.lock", fmt="pdm", default=default)
     alpha = next(p for p in static.packages if p.name == "alpha")
@@ -162,7 +165,8 @@ def test_bundle_and_offline_install_with_real_pip(tmp_path, index_server, clean_
     assert cli("inspect", out, "--json") == 0
     files = {p["name"]: p for p in json.loads(capsys.readouterr().out)["packages"]}
     host = targets.resolve(("host",), (), project=None)[0].environment
-    expected = {"alpha", "beta", "deep", "devhelper", "devtool", "forky", "shared", "yamlish"}
+    expected = {"alpha", "beta", "deep", "devhelper", "devtool", "forky", "gamma", "shared",
+                "speedy", "yamlish"}
     expected |= {"oldpy"} if host["python_version"] == "3.11" else set()
     expected |= {"penguin"} if host["sys_platform"] == "linux" else set()
     assert set(files) == expected and summary["files"] == len(files)

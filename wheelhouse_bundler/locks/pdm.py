@@ -20,6 +20,9 @@ Targets: `[[metadata.targets]]` records the environments the lock was resolved f
 none of them covers is refused (select.plan), because pdm never resolved for it and its
 markers may then select nothing, or the wrong versions, without a word.
 
+A dependency's extras (`gamma[speed]`) appear as a second entry of the same name and
+version with an `extras` key; the two are one package here, needed when either is.
+
 Files: `{file, hash}` (found on the index by hash) or, with `static_urls`, `{url, hash}`.
 Every file needs a sha256. pdm does not record which index a file came from, so files
 come from the default index (`--index-url`); the hash, not the index, decides the bytes.
@@ -29,6 +32,7 @@ on an index and are refused, naming the package.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -199,7 +203,7 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
     project = _project_groups(path)
     dev, optional = project if project else (set(), set())
     extras = locked & optional
-    packages = []
+    packages: dict[tuple[NormalizedName, Version], LockedPackage] = {}
     entries = doc.get("package", [])
     if not isinstance(entries, list):
         raise LockError(path, "`package` must be an array of tables")
@@ -221,15 +225,26 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
             files = tuple(f if f.url or not direct.endswith("/" + str(f.filename))
                           else LockedFile(f.sha256, f.filename, direct) for f in files)
         locked.update(c.group for c in when if c.group)
-        packages.append(LockedPackage(
+        package = LockedPackage(
             name=name, version=version, files=files,
             when=when, requires_python=_specifier(entry.get("requires_python")),
-            source=default))
+            source=default)
+        packages[name, version] = _merge(packages.get((name, version)), package)
     return Lock(path=path, format="pdm", sha256=digest,
-                packages=tuple(sorted(packages, key=lambda p: (p.name, p.version))),
+                packages=tuple(packages[k] for k in sorted(packages)),
                 default_groups=frozenset({MAIN} | (dev & locked)),
                 groups=frozenset(locked | {MAIN}), extras=frozenset(extras),
                 environments=environments)
+
+
+def _merge(seen: LockedPackage | None, new: LockedPackage) -> LockedPackage:
+    """pdm writes `name[extra]` as a second entry of the same version (its `extras`
+    key): one package to install, needed whenever either entry is."""
+    if seen is None:
+        return new
+    files = {f.sha256: f for f in (*seen.files, *new.files)}
+    return replace(seen, files=tuple(files.values()),
+                   when=tuple(dict.fromkeys((*seen.when, *new.when))))
 
 
 def _specifier(text: object) -> SpecifierSet | None:
