@@ -263,6 +263,18 @@ def test_unknown_lock_version_says_which_are_read(tmp_path, clean_environ, capsy
     assert "lock_version 3.1.0 is not read" in err and "4.4.x, 4.5.x" in err
 
 
+def test_lock_version_4_4_reads_and_keeps_its_python_range(tmp_path, clean_environ,
+                                                           capsys) -> None:
+    old = GOOD.replace('"4.5.0"', '"4.4.3"').replace(
+        '[[metadata.targets]]\nrequires_python = ">=3.9"', 'requires_python = ">=3.12"')
+    assert "[[metadata.targets]]" not in old
+    path = write(tmp_path, old)
+    assert cli("export", path, "-t", WIN, "--index-url", NO_INDEX) == 0
+    assert "alpha==1.0" in capsys.readouterr().out
+    assert cli("export", path, "-t", LINUX, "--index-url", NO_INDEX) == 2
+    assert "not locked for target(s) cp311" in capsys.readouterr().err
+
+
 def test_lock_without_inherit_metadata_is_refused(tmp_path, clean_environ, capsys) -> None:
     err = fails(tmp_path, GOOD.replace('["inherit_metadata"]', '["cross_platform"]'), capsys)
     assert "pdm lock --strategy inherit_metadata" in err

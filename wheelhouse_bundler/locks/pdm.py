@@ -195,6 +195,8 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
         raise LockError(path, "not a pdm.lock (no [metadata] lock_version)")
     _check_version(path, meta)
     targets = meta.get("targets", [])
+    if not targets and meta.get("requires_python"):  # 4.4.x: one range, no targets table
+        targets = [{"requires_python": meta["requires_python"]}]
     if not isinstance(targets, list):
         raise LockError(path, "[[metadata.targets]] must be an array of tables")
     environments = tuple(_target_marker(path, t) for t in targets)
