@@ -120,7 +120,8 @@ def test_reads_groups_targets_and_static_urls(project) -> None:
     assert lock.format == "pdm" and lock.path.name == "pdm.lock"
     assert lock.groups == {"main", "dev", "lint", "yaml"} and lock.extras == {"yaml"}
     assert lock.default_groups == {"main", "dev", "lint"}
-    assert [str(m) for m in lock.environments] == ['python_full_version == "3.11.*"',
+    assert lock.support is not None
+    assert [str(m) for m in lock.support.environments] == ['python_full_version == "3.11.*"',
                                                    'python_full_version >= "3.12"']
     assert {p.name for p in lock.packages} == {
         "alpha", "beta", "deep", "devhelper", "devtool", "forky", "gamma", "linty", "oldpy",
@@ -144,7 +145,7 @@ def test_target_outside_the_locked_targets_is_refused(project, capsys) -> None:
     assert cli("export", lock, "--format", "pdm", "-t", WIN, "--index-url", NO_INDEX) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
-    assert "not locked for target(s) cp312-win_amd64" in err and "3.11.*" in err
+    assert "target cp312-win_amd64 is outside" in err and "3.11.*" in err
     assert cli("export", project / "pdm.lock", "-t", "cp310-manylinux_2_28_x86_64",
                "--index-url", NO_INDEX) == 2
     assert "cp310-manylinux_2_28_x86_64" in capsys.readouterr().err
@@ -272,7 +273,8 @@ def test_lock_version_4_4_reads_and_keeps_its_python_range(tmp_path, clean_envir
     assert cli("export", path, "-t", WIN, "--index-url", NO_INDEX) == 0
     assert "alpha==1.0" in capsys.readouterr().out
     assert cli("export", path, "-t", LINUX, "--index-url", NO_INDEX) == 2
-    assert "not locked for target(s) cp311" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "target cp311-manylinux_2_28_x86_64 has Python 3.11.0" in err and ">=3.12" in err
 
 
 def test_lock_without_inherit_metadata_is_refused(tmp_path, clean_environ, capsys) -> None:

@@ -112,6 +112,18 @@ class Graph:
 
 
 @dataclass(frozen=True)
+class Support:
+    """Where a lock says it may be installed (PEP 751 `requires-python`, `environments`).
+
+    A reader sets it when the lock makes that promise; select refuses a target outside it
+    instead of bundling a set the locker never resolved for that target.
+    """
+
+    requires_python: SpecifierSet | None = None
+    environments: tuple[Marker, ...] = ()
+
+
+@dataclass(frozen=True)
 class Lock:
     """A parsed lock: what to install, never how to resolve it again."""
 
@@ -124,9 +136,7 @@ class Lock:
     extras: frozenset[str] = frozenset()
     requires_python: SpecifierSet | None = None
     graph: Graph | None = None  # set by graph locks (uv): select walks it per target
-    # The environments the lock was resolved for (pdm's targets, PEP 751's
-    # `environments`): a target none of them matches is refused, not guessed at.
-    environments: tuple[Marker, ...] = ()
+    support: Support | None = None  # set by locks that say where they apply (pylock)
 
 
 @dataclass(frozen=True)

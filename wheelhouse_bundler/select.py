@@ -15,7 +15,7 @@ from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filen
 from packaging.version import Version
 
 from .errors import SelectionError, UsageError
-from .model import Edge, Graph, Lock, LockedFile, LockedPackage, Pick, Plan, Target
+from .model import Edge, Graph, Lock, LockedFile, LockedPackage, Pick, Plan, Support, Target
 
 
 def choose_groups(lock: Lock, *, with_: Iterable[str] = (), without: Iterable[str] = (),
@@ -138,29 +138,42 @@ def _python_ok(package: LockedPackage, target: Target) -> bool:
     return package.requires_python.contains(full, prereleases=True)
 
 
-def check_environments(lock: Lock, targets: Iterable[Target]) -> None:
-    """Refuse targets outside every environment the lock was resolved for: its markers
-    were never meant to be evaluated there and could select nothing, or the wrong set."""
-    if not lock.environments:
-        return
-    outside = [t.name for t in targets
-               if not any(m.evaluate({**t.environment, "extra": ""})  # type: ignore[arg-type]
-                          for m in lock.environments)]
-    if outside:
+def check_supported(lock: Lock, support: Support, target: Target) -> None:
+    """Refuse a target the lock says it was not made for (one line, naming the lock)."""
+    full = Version(target.environment["python_full_version"])
+    spec = support.requires_python
+    if spec is not None and not spec.contains(full, prereleases=True):
+        raise SelectionError(f"{lock.path}: target {target.name} has Python {full}, outside "
+                             f"the lock's requires-python {spec}")
+    env = dict(target.environment)
+    if support.environments and not any(m.evaluate(env) for m in support.environments):
         raise SelectionError(
-            f"{lock.path.name} was not locked for target(s) {', '.join(outside)}; it covers "
-            f"only: {' | '.join(str(m) for m in lock.environments)}")
+            f"{lock.path}: target {target.name} is outside every environment the lock "
+            f"supports ({' | '.join(str(m) for m in support.environments)})")
+
+
+def _one_each(lock: Lock, target: Target, packages: list[LockedPackage]) -> None:
+    """Two versions of one name on one target cannot both install: the lock is ambiguous."""
+    seen: dict[str, LockedPackage] = {}
+    for package in packages:
+        if (other := seen.setdefault(package.name, package)) is not package:
+            raise SelectionError(
+                f"{lock.path}: {package.name} is needed twice on {target.name} "
+                f"({other.version} and {package.version}); the lock's markers overlap")
 
 
 def plan(lock: Lock, targets: list[Target], groups: Collection[str],
          extras: Collection[str]) -> list[Plan]:
     """One plan per target, or a SelectionError listing every package that cannot be met."""
-    check_environments(lock, targets)
     plans: list[Plan] = []
     gaps: list[str] = []
     for target in targets:
+        if lock.support is not None:
+            check_supported(lock, lock.support, target)
         picks: list[Pick] = []
-        for package in needed(lock, target, groups, extras):
+        packages = needed(lock, target, groups, extras)
+        _one_each(lock, target, packages)
+        for package in packages:
             if not _python_ok(package, target):
                 gaps.append(f"  {package.name}=={package.version} on {target.name}: needs "
                             f"Python {package.requires_python}")

@@ -16,9 +16,10 @@ here they are extras (`--extras yaml`), and because pdm users call them groups,
 cannot be told apart: all of them are groups and only "main" is selected by default.
 
 Targets: `[[metadata.targets]]` records the environments the lock was resolved for
-(Python range, platform, implementation). They become `Lock.environments`; a target that
-none of them covers is refused (select.plan), because pdm never resolved for it and its
-markers may then select nothing, or the wrong versions, without a word.
+(Python range, platform, implementation). They become `Lock.support` (so does the one
+`requires_python` of a 4.4 lock); a target none of them covers is refused (select.plan),
+because pdm never resolved for it and its markers could then select nothing, or the
+wrong versions, without a word.
 
 A dependency's extras (`gamma[speed]`) appear as a second entry of the same name and
 version with an `extras` key; the two are one package here, needed when either is.
@@ -43,7 +44,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
-from ..model import Condition, Lock, LockedFile, LockedPackage, Source
+from ..model import Condition, Lock, LockedFile, LockedPackage, Source, Support
 from . import read_bytes
 from .poetry import _toml
 
@@ -104,6 +105,22 @@ def _target_marker(path: Path, target: object) -> Marker:
     if implementation:
         parts.append(f'implementation_name == "{implementation}"')
     return Marker(" and ".join(parts) or 'python_full_version >= "0"')
+
+
+def _support(path: Path, meta: dict[str, Any]) -> Support | None:
+    """The lock's targets (4.5), or the one Python range a 4.4 lock records."""
+    targets = meta.get("targets", [])
+    if not isinstance(targets, list):
+        raise LockError(path, "[[metadata.targets]] must be an array of tables")
+    if targets:
+        return Support(environments=tuple(_target_marker(path, t) for t in targets))
+    python = meta.get("requires_python")
+    if python:
+        try:
+            return Support(requires_python=SpecifierSet(str(python)))
+        except InvalidSpecifier as exc:
+            raise LockError(path, f"requires_python {python!r} is invalid") from exc
+    return None
 
 
 def _platform_marker(path: Path, platform: str) -> str:
@@ -194,12 +211,7 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
     if not isinstance(meta, dict) or "lock_version" not in meta:
         raise LockError(path, "not a pdm.lock (no [metadata] lock_version)")
     _check_version(path, meta)
-    targets = meta.get("targets", [])
-    if not targets and meta.get("requires_python"):  # 4.4.x: one range, no targets table
-        targets = [{"requires_python": meta["requires_python"]}]
-    if not isinstance(targets, list):
-        raise LockError(path, "[[metadata.targets]] must be an array of tables")
-    environments = tuple(_target_marker(path, t) for t in targets)
+    support = _support(path, meta)
 
     locked = {_group(g) for g in meta.get("groups", [DEFAULT])}
     project = _project_groups(path)
@@ -236,7 +248,7 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
                 packages=tuple(packages[k] for k in sorted(packages)),
                 default_groups=frozenset({MAIN} | (dev & locked)),
                 groups=frozenset(locked | {MAIN}), extras=frozenset(extras),
-                environments=environments)
+                support=support)
 
 
 def _merge(seen: LockedPackage | None, new: LockedPackage) -> LockedPackage:
