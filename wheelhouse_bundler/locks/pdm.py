@@ -46,7 +46,7 @@ from packaging.version import InvalidVersion, Version
 from ..errors import LockError
 from ..model import Condition, Lock, LockedFile, LockedPackage, Source, Support
 from . import read_bytes
-from .poetry import _toml
+from .tomlfile import read_toml
 
 SUPPORTED = ("4.4", "4.5")  # major.minor of lock_version; pdm 2.11-2.2x write these
 MAIN = "main"
@@ -175,7 +175,7 @@ def _project_groups(lock_path: Path) -> tuple[set[str], set[str]] | None:
     if not pyproject.is_file():
         return None
     data, _ = read_bytes(pyproject)
-    doc = _toml(pyproject, data)
+    doc = read_toml(pyproject, data)
     dev = {*doc.get("dependency-groups", {}),
            *doc.get("tool", {}).get("pdm", {}).get("dev-dependencies", {})}
     optional = set(doc.get("project", {}).get("optional-dependencies", {}))
@@ -206,7 +206,7 @@ def _conditions(path: Path, where: str, entry: dict[str, Any], extras: set[str]
 
 def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
     data, digest = read_bytes(path)
-    doc = _toml(path, data)
+    doc = read_toml(path, data)
     meta = doc.get("metadata")
     if not isinstance(meta, dict) or "lock_version" not in meta:
         raise LockError(path, "not a pdm.lock (no [metadata] lock_version)")

@@ -23,7 +23,6 @@ fetch, so reading them is refused, all named in one error, with what to do inste
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -36,23 +35,10 @@ from packaging.version import InvalidVersion, Version
 from ..errors import LockError
 from ..model import ALWAYS, Condition, Edge, Graph, Lock, LockedFile, LockedPackage, Source
 from . import read_bytes
+from .tomlfile import read_toml
 
 SUPPORTED = ("2.0", "2.1")
 MAIN = "main"
-_LINE = re.compile(r"at line (\d+)")
-
-
-def _toml(path: Path, data: bytes) -> dict[str, Any]:
-    try:
-        return tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise LockError(path, "not UTF-8 text") from exc
-    except tomllib.TOMLDecodeError as exc:
-        match = _LINE.search(str(exc))
-        line = int(match[1]) if match else None
-        if line is None and "end of document" in str(exc):
-            line = data.count(b"\n") + 1
-        raise LockError(path, f"invalid TOML: {exc}", line) from exc
 
 
 def _pyproject(lock_path: Path) -> dict[str, Any]:
@@ -60,7 +46,7 @@ def _pyproject(lock_path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     data, _ = read_bytes(path)
-    return _toml(path, data)
+    return read_toml(path, data)
 
 
 def _marker(path: Path, where: str, text: str) -> Marker:
@@ -149,7 +135,7 @@ def _refuse(path: Path, refused: list[str]) -> LockError:
 
 def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
     data, digest = read_bytes(path)
-    doc = _toml(path, data)
+    doc = read_toml(path, data)
     meta = doc.get("metadata")
     if not isinstance(meta, dict) or ("package" not in doc and "lock-version" not in meta):
         raise LockError(path, "not a poetry.lock (no [metadata] table)")
