@@ -14,7 +14,7 @@ import json
 import os
 import posixpath
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,6 +31,8 @@ from .manifest import (
     wheel_path,
 )
 from .model import Manifest
+from .signing import Signature, Trust
+from .signing import check as check_signature
 
 CHUNK = 1024 * 1024
 MAX_META = 64 * 1024 * 1024
@@ -48,6 +50,7 @@ class Verified:
     members: int
     size: int
     root: Path | None
+    signature: Signature | None = None  # set by verify_signed
 
 
 class _HashingReader:
@@ -267,3 +270,27 @@ def _save(extract_to: Path | None, top: str, rel: str, data: bytes) -> None:
     if extract_to is not None:
         with _open_output(extract_to / top, rel) as out:
             out.write(data)
+
+
+def verify_signed(path: Path, extract_to: Path | None = None, trust: Trust | None = None
+                  ) -> Verified:
+    """The signature first (ssh-keygen reads the file), then the streaming content check.
+
+    Checking the signature before a single member is read means a bundle from an unknown
+    signer never gets as far as the extraction folder. The file must be the same one
+    (device, inode, size, mtime) after both passes, so a swap in between is caught.
+    """
+    before = _stamp(path)
+    signature = check_signature(path, trust or Trust())
+    result = verify(path, extract_to)
+    if signature is not None and _stamp(path) != before:
+        raise IntegrityError(f"{path}: changed while it was being verified")
+    return replace(result, signature=signature)
+
+
+def _stamp(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
