@@ -407,8 +407,15 @@ def diff_cmd(
     from .verify import verify_signed
 
     trust = _trust(allowed_signers, identity, require_signature)
-    a = verify_signed(old, trust=trust)
-    b = verify_signed(new, trust=trust)
+    checked = []
+    for role, path in (("old", old), ("new", new)):
+        try:
+            checked.append(verify_signed(path, trust=trust))
+        except BundlerError as exc:  # say which of the two bundles is at fault
+            if str(path) not in str(exc):
+                exc.args = (f"{role} bundle {path}: {exc}",)
+            raise
+    a, b = checked
     diffs = diff_mod.compare(a.manifest, b.manifest)
     if json_out:
         sides = {name: {"bundle": str(path), "sha256": v.sha256,
