@@ -211,8 +211,12 @@ def check(bundle: Path, trust: Trust) -> Signature | None:
     except OSError as exc:
         raise UsageError(f"{bundle}: cannot open: {exc.strerror}") from exc
     if proc.returncode != 0:
+        why = _why(proc)
+        if why.startswith("exit "):  # ssh-keygen gave no reason: name the likely ones
+            why = (f"the key is not listed for {principal} (and namespace {NAMESPACE}) in "
+                   "it, or the bundle differs from what was signed")
         raise IntegrityError(f"{sig}: signature does not verify for {principal} "
-                             f"({fingerprint}) against {allowed}: {_why(proc)}")
+                             f"({fingerprint}) against {allowed}: {why}")
     return Signature(sig, fingerprint, principal, True)
 
 
