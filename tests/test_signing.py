@@ -127,7 +127,7 @@ def test_signed_bundle_verifies_and_names_its_signer(world: World, capsys) -> No
                                 "fingerprint": fingerprint(world.key.with_suffix(".pub"))}
     assert cli("verify", world.signed, "--allowed-signers", world.allowed,
                "--identity", SIGNER) == 0
-    assert "verified" in capsys.readouterr().err
+    assert f"signed by {SIGNER}" in capsys.readouterr().out
     assert cli("verify", world.signed, "--allowed-signers", world.allowed,
                "--identity", "intruder@example.com") == 3
     assert sig.name in capsys.readouterr().err
@@ -177,21 +177,21 @@ def _swap_wheel(src: Path, dest: Path, filename: str, evil: bytes) -> None:
     with tarfile.open(src) as tar:
         members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]  # type: ignore[union-attr]
     top = members[0][0].name.split("/")[0]
-    files = {m.name[len(top) + 1:]: data for m, data in members}
-    doc = json.loads(files["manifest.json"])
+    content = {m.name[len(top) + 1:]: data for m, data in members}
+    doc = json.loads(content["manifest.json"])
     entry = next(f for f in doc["files"] if f["filename"] == filename)
     entry["sha256"], entry["size"] = hashlib.sha256(evil).hexdigest(), len(evil)
-    files["manifest.json"] = json.dumps(doc, indent=2, sort_keys=True).encode()
-    files[f"wheels/{filename}"] = evil
-    sums = {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()
+    content["manifest.json"] = json.dumps(doc, indent=2, sort_keys=True).encode()
+    content[f"wheels/{filename}"] = evil
+    sums = {rel: hashlib.sha256(data).hexdigest() for rel, data in content.items()
             if rel != "SHA256SUMS"}
-    files["SHA256SUMS"] = "".join(f"{sums[p]}  {p}\n" for p in sorted(sums)).encode()
+    content["SHA256SUMS"] = "".join(f"{sums[p]}  {p}\n" for p in sorted(sums)).encode()
     with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tar:
         for member, _ in members:
             rel = member.name[len(top) + 1:]
             info = tarfile.TarInfo(member.name)
-            info.size, info.mode, info.mtime = len(files[rel]), 0o644, member.mtime
-            tar.addfile(info, io.BytesIO(files[rel]))
+            info.size, info.mode, info.mtime = len(content[rel]), 0o644, member.mtime
+            tar.addfile(info, io.BytesIO(content[rel]))
     digest = hashlib.sha256(dest.read_bytes()).hexdigest()
     dest.with_name(dest.name + ".sha256").write_text(f"{digest}  {dest.name}\n")
 
@@ -226,6 +226,32 @@ def test_a_consistently_edited_bundle_is_caught_only_by_the_signature(
     assert drill.returncode == 3, drill.stderr
     report = json.loads(drill.stdout)
     assert report["ok"] is False and "app.tar.sig" in report["error"]
+
+
+def test_the_signature_is_checked_before_the_contents(world: World, tmp_path: Path,
+                                                      capsys) -> None:
+    bundle = copy_bundle(world.signed, tmp_path / "damaged")
+    with tarfile.open(bundle) as tar:
+        wheel = next(m for m in tar.getmembers() if m.name.endswith(".whl"))
+    data = bytearray(bundle.read_bytes())
+    data[wheel.offset_data + 10] ^= 0xFF
+    bundle.write_bytes(bytes(data))
+    assert cli("verify", bundle) == 3  # the content check alone names the wheel
+    assert wheel.name in capsys.readouterr().err
+    assert cli("verify", bundle, "--allowed-signers", world.allowed) == 3
+    err = capsys.readouterr().err  # with trust, the signature speaks first
+    assert "app.tar.sig" in err and "does not verify" in err and wheel.name not in err
+
+
+def test_diff_checks_both_signatures(world: World, capsys) -> None:
+    assert main(["diff", str(world.signed), str(world.signed), "--json",
+                 "--allowed-signers", str(world.allowed)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["old"]["signature"]["signer"] == doc["new"]["signature"]["signer"] == SIGNER
+    assert main(["diff", str(world.signed), str(world.unsigned), "--allowed-signers",
+                 str(world.allowed), "--require-signature"]) == 3
+    err = capsys.readouterr().err
+    assert f"{world.unsigned}: unsigned" in err and len(err.splitlines()) == 1
 
 
 def test_unsigned_bundles_and_the_require_flag(world: World, capsys) -> None:
