@@ -226,6 +226,15 @@ def test_a_consistently_edited_bundle_is_caught_only_by_the_signature(
     assert drill.returncode == 3, drill.stderr
     report = json.loads(drill.stdout)
     assert report["ok"] is False and "app.tar.sig" in report["error"]
+    assert report["signature"] is None  # refused before any signer could be named
+
+
+def test_a_signed_restore_rehearsal_passes_and_records_the_signer(world: World) -> None:
+    drill = run_cli("rehearse", world.signed, "--allowed-signers", world.allowed,
+                    "--require-signature", "--no-smoke")
+    assert drill.returncode == 0, drill.stdout + drill.stderr
+    assert drill.stdout.startswith("# Restore rehearsal: PASS")
+    assert f"- signature: signed by {SIGNER}" in drill.stdout
 
 
 def test_the_signature_is_checked_before_the_contents(world: World, tmp_path: Path,

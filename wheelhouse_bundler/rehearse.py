@@ -57,6 +57,7 @@ class Report:
     total_seconds: float = 0.0
     error: str | None = None
     exit_code: int = 0
+    signature: str | None = None  # who signed it, as checked (or "unsigned")
 
 
 def can_unshare() -> bool:
@@ -107,6 +108,7 @@ def rehearse(bundle: Path, *, smoke_command: str | None = None, smoke_imports: b
         checked = verify_signed(bundle, trust=trust)
         timings["verify"] = time.monotonic() - started
         report.sha256 = checked.sha256
+        report.signature = checked.signature.describe() if checked.signature else "unsigned"
         done = install(bundle, scratch / "venv", python=python, smoke_imports=smoke_imports,
                        smoke_command=smoke_command, installer=installer, timings=timings,
                        trust=trust)
@@ -146,6 +148,7 @@ def to_markdown(report: Report) -> str:
              f"- bundle: `{report.bundle}`" + (f" (sha256 `{report.sha256}`)"
                                                 if report.sha256 else ""),
              f"- network: {report.isolation}",
+             f"- signature: {report.signature or '-'}",
              f"- target: {report.target or '-'}; installer: {report.installer or '-'}; "
              f"packages: {report.packages}",
              f"- smoke: {len(report.imported)} modules imported"
