@@ -236,7 +236,7 @@ def bundle(
     """Export, download every wheel (hash-checked) and pack one deterministic tarball."""
     from dataclasses import replace
 
-    from .pipeline import build, default_output
+    from .pipeline import build_signed, default_output
 
     _Out.quiet = quiet
     if output is None or output.is_dir():
@@ -258,7 +258,7 @@ def bundle(
         raise UsageError("--uv-version is for --with-uv")
     bar = _Bar(quiet)
     try:
-        built = build(opts, output, progress=bar)
+        built, signature = build_signed(opts, output, progress=bar)
     finally:
         bar.close()
     f = built.fetch
@@ -271,7 +271,7 @@ def bundle(
                     "network_seconds": round(built.network_seconds, 3), "own": built.own,
                     "accepted_vulns": sorted({v.id for v in built.audit.accepted})
                     if built.audit else [],
-                    "signature": str(built.signature.path) if built.signature else None})
+                    "signature": str(signature.path) if signature else None})
         return
     _Out.info(f"fetched {f.files} files, {f.bytes / 1e6:.1f} MB ({f.from_cache} from cache) "
               f"in {f.seconds:.2f}s, {speed:.1f} MB/s")
@@ -281,8 +281,8 @@ def bundle(
         _Out.info(f"accepted {finding.id}: {finding.package} {finding.version}")
     _Out.info(f"wrote {built.output} for {', '.join(p.target.name for p in built.plans)}: "
               f"{built.files} wheels, sha256 {built.sha256}")
-    if built.signature:
-        _Out.info(f"signed {built.signature.path.name} with key {built.signature.fingerprint}")
+    if signature:
+        _Out.info(f"signed {signature.path.name} with key {signature.fingerprint}")
 
 
 @app.command(epilog="Example: wheelhouse-bundler download poetry.lock -t cp312-win_amd64 -d whl/")

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import audit as audit_mod
-from . import bundle, locks, manifest, ownbuild, sbom, select, signing, uvtool
+from . import bundle, locks, manifest, ownbuild, sbom, select, uvtool
 from . import targets as targets_mod
 from .cache import Cache, default_root
 from .errors import NetworkError, UsageError
@@ -26,6 +26,7 @@ from .fetch import FetchSummary, Progress, fetch_all
 from .index import Index
 from .model import Lock, LockedFile, LockedPackage, Pick, Plan, Source
 from .net import LazyClient
+from .signing import Signature, preflight, sig_path, sign_bundle
 from .sources import check_not_in_argv, default_source
 from .verify import BOOTSTRAP
 
@@ -80,7 +81,6 @@ class Built:
     network_seconds: float  # lock to last byte fetched: index pages and files
     own: int = 0
     audit: audit_mod.Report | None = None
-    signature: signing.Signature | None = None
 
 
 def _locate(index: Index, packages: Iterable[LockedPackage], jobs: int, only_names: bool
@@ -194,8 +194,6 @@ def build(opts: Options, output: Path, progress: Progress | None = None) -> Buil
     if opts.audit and opts.osv_db is None:
         raise UsageError("--audit needs --osv-db PATH (an OSV dump: zip or folder)")
     db = audit_mod.load(opts.osv_db) if opts.audit and opts.osv_db else None
-    if opts.sign_key is not None:
-        signing.preflight(opts.sign_key)  # a bad key fails before any download
     got = fetch(opts, progress)
     man = manifest.build(got.prepared.lock, got.plans, got.sizes, got.prepared.groups,
                          got.prepared.extras)
@@ -212,12 +210,26 @@ def build(opts: Options, output: Path, progress: Progress | None = None) -> Buil
         project = ownbuild.project_info(ownbuild.read_pyproject(ownbuild.project_dir(opts.lock)))
         tools = fetch_uv(opts, got.plans) if opts.with_uv else []
         digest = bundle.write(output, bundle_members(man, got.plans, paths, project, tools))
-        signature = signing.sign_bundle(output, opts.sign_key) if opts.sign_key else None
-        if signature is None:  # an older tarball's .sig must not sit beside this one
-            signing.sig_path(output).unlink(missing_ok=True)
     return Built(output, digest, got.plans, len(man.files),
                  sum(got.sizes.values()) + sum(w.size for w in own),
-                 got.summary, got.network_seconds, len(own), report, signature)
+                 got.summary, got.network_seconds, len(own), report)
+
+
+def build_signed(opts: Options, output: Path, progress: Progress | None = None
+                 ) -> tuple[Built, Signature | None]:
+    """`build`, then `<output>.sig` when `opts.sign_key` is set.
+
+    The key is tried first on a few bytes, so a bad or passphrase-protected key fails
+    before any download; should signing still fail, the new bundle and its sidecar are
+    removed. Without a key, an older tarball's .sig is removed: it cannot match this one.
+    """
+    if opts.sign_key is not None:
+        preflight(opts.sign_key)
+    built = build(opts, output, progress)
+    if opts.sign_key is None:
+        sig_path(output).unlink(missing_ok=True)
+        return built, None
+    return built, sign_bundle(output, opts.sign_key)
 
 
 def default_output(lock: Path, folder: Path) -> Path:
