@@ -9,15 +9,17 @@ unless the whole archive verified.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import posixpath
 import tarfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from . import signing
 from .errors import IntegrityError, UsageError
 from .manifest import (
     MANIFEST,
@@ -31,8 +33,6 @@ from .manifest import (
     wheel_path,
 )
 from .model import Manifest
-from .signing import Signature, Trust
-from .signing import check as check_signature
 
 CHUNK = 1024 * 1024
 MAX_META = 64 * 1024 * 1024
@@ -50,7 +50,7 @@ class Verified:
     members: int
     size: int
     root: Path | None
-    signature: Signature | None = None  # set by verify_signed
+    signature: signing.Signature | None = None  # set by verify_signed
 
 
 class _HashingReader:
@@ -272,8 +272,8 @@ def _save(extract_to: Path | None, top: str, rel: str, data: bytes) -> None:
             out.write(data)
 
 
-def verify_signed(path: Path, extract_to: Path | None = None, trust: Trust | None = None
-                  ) -> Verified:
+def verify_signed(path: Path, extract_to: Path | None = None,
+                  trust: signing.Trust | None = None) -> Verified:
     """The signature first (ssh-keygen reads the file), then the streaming content check.
 
     Checking the signature before a single member is read means a bundle from an unknown
@@ -281,11 +281,11 @@ def verify_signed(path: Path, extract_to: Path | None = None, trust: Trust | Non
     (device, inode, size, mtime) after both passes, so a swap in between is caught.
     """
     before = _stamp(path)
-    signature = check_signature(path, trust or Trust())
+    signature = signing.check(path, trust or signing.Trust())
     result = verify(path, extract_to)
     if signature is not None and _stamp(path) != before:
         raise IntegrityError(f"{path}: changed while it was being verified")
-    return replace(result, signature=signature)
+    return dataclasses.replace(result, signature=signature)
 
 
 def _stamp(path: Path) -> tuple[int, int, int, int] | None:
