@@ -352,3 +352,12 @@ def test_a_passphrase_key_held_by_ssh_agent_signs_through_its_pub(
         assert checked is not None and checked.verified and checked.signer == "agent@example.com"
     finally:
         os.kill(pid, signal.SIGTERM)
+
+
+def test_the_signing_key_is_read_from_the_signature_itself(world: World) -> None:
+    armored = (world.signed.with_name("app.tar.sig")).read_bytes()
+    want = fingerprint(world.key.with_suffix(".pub"))
+    assert signing.fingerprint_of(armored) == want
+    assert signing.fingerprint_of(armored.replace(b"\n", b"\r\n")) == want  # copied via Windows
+    assert signing.fingerprint_of(b"not a signature\n") is None
+    assert signing.fingerprint_of(armored.replace(b"U1NIU0lH", b"WFNIU0lH")) is None  # no magic

@@ -170,7 +170,7 @@ def fingerprint_of(armored: bytes) -> str | None:
     if len(lines) < 3 or lines[0].strip() != _ARMOR[0] or lines[-1].strip() != _ARMOR[1]:
         return None
     try:
-        blob = base64.b64decode("".join(lines[1:-1]), validate=True)
+        blob = base64.b64decode("".join(line.strip() for line in lines[1:-1]), validate=True)
     except ValueError:
         return None
     if blob[:6] != b"SSHSIG" or len(blob) < 14:
