@@ -74,6 +74,23 @@ CertOpt = Annotated[Path | None, typer.Option(
 ClientCertOpt = Annotated[Path | None, typer.Option(
     "--client-cert", help="PEM file with the client certificate and its key.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or info lines.")]
+AllowedSignersOpt = Annotated[Path | None, typer.Option(
+    "--allowed-signers", help="An ssh allowed_signers file: the bundle's <bundle>.sig must "
+    "verify against it (ssh-keygen -Y verify) before anything else is read.")]
+IdentityOpt = Annotated[str | None, typer.Option(
+    "--identity", help="The principal that must have signed. Default: the principal in "
+    "--allowed-signers that holds the signing key.")]
+RequireSigOpt = Annotated[bool, typer.Option(
+    "--require-signature", help="Refuse a bundle with no .sig (exit 3); needs "
+    "--allowed-signers.")]
+
+
+def _trust(allowed_signers: Path | None, identity: str | None, require: bool):
+    from .signing import Trust
+
+    trust = Trust(allowed_signers, identity, require)
+    trust.validate()
+    return trust
 
 
 class _Out:
@@ -218,12 +235,17 @@ def bundle(
     uv_version: Annotated[str | None, typer.Option(
         "--uv-version", help="The uv version --with-uv carries (default: the pinned one).")
     ] = None,
+    sign: Annotated[Path | None, typer.Option(
+        "--sign", metavar="KEY", help="Sign the tarball with this SSH private key (or the "
+        ".pub of a key held by ssh-agent): writes <out>.sig, an SSHSIG signature made with "
+        "`ssh-keygen -Y sign -n wheelhouse-bundler`. Never prompts for a passphrase.")
+    ] = None,
     json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Export, download every wheel (hash-checked) and pack one deterministic tarball."""
     from dataclasses import replace
 
-    from .pipeline import build, default_output
+    from .pipeline import build_signed, default_output
 
     _Out.quiet = quiet
     if output is None or output.is_dir():
@@ -238,13 +260,15 @@ def bundle(
                             allow_unhashed=allow_unhashed),
                    own=not no_own, dist=dist, build_isolation=not no_isolation,
                    audit=audit, osv_db=osv_db, ignore_vulns=tuple(ignore_vuln or ()))
+    if sign is not None:
+        opts = replace(opts, sign_key=sign)
     if with_uv:
         opts = replace(opts, with_uv=True, uv_version=uv_version or opts.uv_version)
     elif uv_version:
         raise UsageError("--uv-version is for --with-uv")
     bar = _Bar(quiet)
     try:
-        built = build(opts, output, progress=bar)
+        built, signature = build_signed(opts, output, progress=bar)
     finally:
         bar.close()
     f = built.fetch
@@ -256,7 +280,8 @@ def bundle(
                     "seconds": round(f.seconds, 3),
                     "network_seconds": round(built.network_seconds, 3), "own": built.own,
                     "accepted_vulns": sorted({v.id for v in built.audit.accepted})
-                    if built.audit else []})
+                    if built.audit else [],
+                    "signature": str(signature.path) if signature else None})
         return
     _Out.info(f"fetched {f.files} files, {f.bytes / 1e6:.1f} MB ({f.from_cache} from cache) "
               f"in {f.seconds:.2f}s, {speed:.1f} MB/s")
@@ -266,6 +291,8 @@ def bundle(
         _Out.info(f"accepted {finding.id}: {finding.package} {finding.version}")
     _Out.info(f"wrote {built.output} for {', '.join(p.target.name for p in built.plans)}: "
               f"{built.files} wheels, sha256 {built.sha256}")
+    if signature:
+        _Out.info(f"signed {signature.path.name} with key {signature.fingerprint}")
 
 
 @app.command(epilog="Example: wheelhouse-bundler download poetry.lock -t cp312-win_amd64 -d whl/")
@@ -305,33 +332,44 @@ def download(
     _Out.info(f"{len(files)} wheels in {dest} ({got.summary.from_cache} from cache)")
 
 
-@app.command(epilog="Example: wheelhouse-bundler verify app.tar")
-def verify(bundle: BundleArg, json_out: JsonOpt = False, quiet: QuietOpt = False) -> None:
-    """Check the tarball: sidecar, every member's size and sha256, safe names, nothing extra."""
-    from .verify import verify as run_verify
+@app.command(epilog="Examples:\n\n"
+             "wheelhouse-bundler verify app.tar\n\n"
+             "wheelhouse-bundler verify app.tar --allowed-signers allowed_signers "
+             "--require-signature")
+def verify(bundle: BundleArg, allowed_signers: AllowedSignersOpt = None,
+           identity: IdentityOpt = None, require_signature: RequireSigOpt = False,
+           json_out: JsonOpt = False, quiet: QuietOpt = False) -> None:
+    """Check the tarball: signature, sidecar, every member's size and sha256, safe names."""
+    from .verify import verify_signed
 
     _Out.quiet = quiet
-    v = run_verify(bundle)
+    v = verify_signed(bundle, trust=_trust(allowed_signers, identity, require_signature))
     if json_out:
         _emit_json({"bundle": str(bundle), "ok": True, "sha256": v.sha256, "sidecar": v.sidecar,
                     "targets": [t.name for t in v.manifest.targets],
-                    "files": len(v.manifest.files), "bytes": v.size})
+                    "files": len(v.manifest.files), "bytes": v.size,
+                    "signature": v.signature.to_json() if v.signature else None})
         return
     if v.sidecar == "missing":
         _Out.info(f"warning: no {bundle.name}.sha256 beside the bundle; checked its contents only")
+    signed = v.signature is not None and v.signature.verified
+    if not signed:
+        _Out.info(v.signature.describe() if v.signature else "unsigned")
     typer.echo(f"OK {bundle}: {len(v.manifest.files)} wheels, {v.size / 1e6:.1f} MB, targets "
-               f"{', '.join(t.name for t in v.manifest.targets)}")
+               f"{', '.join(t.name for t in v.manifest.targets)}"
+               + (f"; {v.signature.describe()}" if signed and v.signature else ""))
 
 
 @app.command(epilog="Example: wheelhouse-bundler inspect app.tar --json")
 def inspect(bundle: BundleArg, json_out: JsonOpt = False,
             sbom: Annotated[bool, typer.Option(
                 "--sbom", help="Print the bundle's CycloneDX SBOM (sbom.cdx.json) instead.")
-            ] = False) -> None:
-    """List the bundle's targets, packages, versions and sizes (after verifying it)."""
-    from .verify import verify as run_verify
+            ] = False, allowed_signers: AllowedSignersOpt = None,
+            identity: IdentityOpt = None, require_signature: RequireSigOpt = False) -> None:
+    """List the bundle's signer, targets, packages, versions and sizes (after verifying it)."""
+    from .verify import verify_signed
 
-    v = run_verify(bundle)
+    v = verify_signed(bundle, trust=_trust(allowed_signers, identity, require_signature))
     m = v.manifest
     if sbom:
         from .sbom import from_bundle
@@ -349,9 +387,11 @@ def inspect(bundle: BundleArg, json_out: JsonOpt = False,
                           "yanked": f.yanked, "own": f.own,
                           "hash_from_index": f.hash_from_index} for f in m.files],
             "accepted_vulns": [{"id": a.id, "package": a.package, "version": a.version,
-                                "aliases": list(a.aliases)} for a in m.accepted_vulns]})
+                                "aliases": list(a.aliases)} for a in m.accepted_vulns],
+            "signature": v.signature.to_json() if v.signature else None})
         return
     typer.echo(f"{bundle}  sha256 {v.sha256}")
+    typer.echo(f"signer   {v.signature.describe() if v.signature else 'unsigned'}")
     typer.echo(f"lock     {m.lock_name} ({m.lock_format}) sha256 {m.lock_sha256}")
     typer.echo(f"groups   {', '.join(m.groups) or '-'}   extras {', '.join(m.extras) or '-'}")
     typer.echo(f"targets  {', '.join(t.name for t in m.targets)}")
@@ -364,6 +404,46 @@ def inspect(bundle: BundleArg, json_out: JsonOpt = False,
     for a in m.accepted_vulns:
         typer.echo(f"accepted {a.id} for {a.package} {a.version}")
     typer.echo(f"{len(m.files)} wheels, {v.size / 1e6:.1f} MB")
+
+
+@app.command("diff", epilog="Examples:\n\n"
+             "wheelhouse-bundler diff app-1.4.tar app-1.5.tar\n\n"
+             "wheelhouse-bundler diff old.tar new.tar --json --allowed-signers allowed_signers")
+def diff_cmd(
+    old: Annotated[Path, typer.Argument(help="The bundle in use now.")],
+    new: Annotated[Path, typer.Argument(help="The bundle proposed to replace it.")],
+    allowed_signers: AllowedSignersOpt = None, identity: IdentityOpt = None,
+    require_signature: RequireSigOpt = False, json_out: JsonOpt = False,
+) -> None:
+    """Per target, the packages added, removed and changed (version or file hash).
+
+    Both bundles are verified first. A report: exit 0 whatever differs.
+    """
+    from . import diff as diff_mod
+    from .verify import verify_signed
+
+    trust = _trust(allowed_signers, identity, require_signature)
+    checked = []
+    for role, path in (("old", old), ("new", new)):
+        try:
+            checked.append(verify_signed(path, trust=trust))
+        except BundlerError as exc:  # say which of the two bundles is at fault
+            if str(path) not in str(exc):
+                exc.args = (f"{role} bundle {path}: {exc}",)
+            raise
+    a, b = checked
+    diffs = diff_mod.compare(a.manifest, b.manifest)
+    if json_out:
+        sides = {name: {"bundle": str(path), "sha256": v.sha256,
+                        "lock_sha256": v.manifest.lock_sha256,
+                        "signature": v.signature.to_json() if v.signature else None}
+                 for name, path, v in (("old", old, a), ("new", new, b))}
+        _emit_json({**sides, **diff_mod.to_json(diffs)})
+        return
+    typer.echo(f"--- {old}  sha256 {a.sha256}")
+    typer.echo(f"+++ {new}  sha256 {b.sha256}")
+    for line in diff_mod.to_lines(diffs, old.name, new.name):
+        typer.echo(line)
 
 
 @app.command(epilog="Examples:\n\n"
@@ -428,15 +508,18 @@ def install(
         "--target", "-t", help="Bundle target to install. Default: the best fit for "
         "the interpreter.")] = None,
     keep: KeepOpt = None, no_smoke: NoSmokeOpt = False, smoke: SmokeOpt = None,
-    installer: InstallerOpt = "auto",
+    installer: InstallerOpt = "auto", allowed_signers: AllowedSignersOpt = None,
+    identity: IdentityOpt = None, require_signature: RequireSigOpt = False,
     json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Verify, then install offline into a fresh venv and switch --venv to it atomically."""
     from .install import install as run_install
 
     _Out.quiet = quiet or json_out
+    trust = _trust(allowed_signers, identity, require_signature)
     done = run_install(bundle, venv, python=python, target=target, log=_Out.info, keep=keep,
-                       smoke_imports=not no_smoke, smoke_command=smoke, installer=installer)
+                       smoke_imports=not no_smoke, smoke_command=smoke, installer=installer,
+                       trust=trust)
     if json_out:
         _emit_json({"venv": str(done.venv), "release": str(done.release), "target": done.target,
                     "packages": done.packages,
@@ -481,6 +564,8 @@ def rehearse(
     installer: InstallerOpt = "auto",
     report_file: Annotated[Path | None, typer.Option(
         "--report", help="Also write the Markdown report to this file.")] = None,
+    allowed_signers: AllowedSignersOpt = None, identity: IdentityOpt = None,
+    require_signature: RequireSigOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """DR drill: restore into a scratch folder with no network; time every step; report.
@@ -497,11 +582,15 @@ def rehearse(
     args += ["--python", python] if python else []
     args += ["--report", str(report_file)] if report_file else []
     args += ["--json"] if json_out else []
+    trust = _trust(allowed_signers, identity, require_signature)
+    args += ["--allowed-signers", str(allowed_signers)] if allowed_signers else []
+    args += ["--identity", identity] if identity else []
+    args += ["--require-signature"] if require_signature else []
     code = reexec_in_namespace(args)
     if code is not None:
         raise typer.Exit(code)
     report = run_rehearse(bundle, smoke_command=smoke, smoke_imports=not no_smoke,
-                          python=python, installer=installer)
+                          python=python, installer=installer, trust=trust)
     markdown = to_markdown(report)
     if report_file is not None:
         with atomic_output(report_file) as fh:

@@ -27,7 +27,8 @@ from . import bootstrap, targets, uvtool
 from .errors import BundlerError, InstallError, IntegrityError, UsageError
 from .manifest import own_path, requirements_path, wheel_path
 from .model import Manifest, Target
-from .verify import verify
+from .signing import Trust
+from .verify import verify_signed
 
 Log = Callable[[str], None]
 _DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
@@ -151,7 +152,7 @@ def _check_replaceable(venv: Path) -> Path | None:
 def install(bundle: Path, venv: Path, *, python: str | None = None, target: str | None = None,
             log: Log = lambda _m: None, keep: int | None = None, smoke_imports: bool = True,
             smoke_command: str | None = None, installer: str = "auto",
-            timings: dict[str, float] | None = None) -> Installed:
+            timings: dict[str, float] | None = None, trust: Trust | None = None) -> Installed:
     """Verify and extract, build a fresh release, check it, then switch `venv` to it.
 
     `timings` (when given) receives each step's seconds as it finishes, so a caller such
@@ -168,7 +169,7 @@ def install(bundle: Path, venv: Path, *, python: str | None = None, target: str 
     clock = _Clock(steps)
     try:
         log(f"verifying {bundle.name}")
-        checked = verify(bundle, extract_to=staging)
+        checked = verify_signed(bundle, extract_to=staging, trust=trust)
         assert checked.root is not None
         clock.lap("extract")
         interpreter = python or sys.executable

@@ -30,6 +30,7 @@ from .fetch import FetchSummary, Progress, fetch_all
 from .index import Index
 from .model import Lock, LockedFile, LockedPackage, Pick, Plan, Source
 from .net import LazyClient
+from .signing import Signature, preflight, sig_path, sign_bundle
 from .sources import check_not_in_argv, default_source
 from .verify import BOOTSTRAP
 
@@ -66,6 +67,7 @@ class Options:
     ignore_vulns: tuple[str, ...] = ()
     with_uv: bool = False  # carry uv's wheel per target under tools/ (fast install)
     uv_version: str = uvtool.UV_VERSION
+    sign_key: Path | None = None  # SSH key (or its .pub, held by ssh-agent): write <out>.sig
 
 
 @dataclass(frozen=True)
@@ -264,6 +266,23 @@ def build(opts: Options, output: Path, progress: Progress | None = None) -> Buil
     return Built(output, digest, got.plans, len(man.files),
                  sum(got.sizes.values()) + sum(w.size for w in own),
                  got.summary, got.network_seconds, len(own), report)
+
+
+def build_signed(opts: Options, output: Path, progress: Progress | None = None
+                 ) -> tuple[Built, Signature | None]:
+    """`build`, then `<output>.sig` when `opts.sign_key` is set.
+
+    The key is tried first on a few bytes, so a bad or passphrase-protected key fails
+    before any download; should signing still fail, the new bundle and its sidecar are
+    removed. Without a key, an older tarball's .sig is removed: it cannot match this one.
+    """
+    if opts.sign_key is not None:
+        preflight(opts.sign_key)
+    built = build(opts, output, progress)
+    if opts.sign_key is None:
+        sig_path(output).unlink(missing_ok=True)
+        return built, None
+    return built, sign_bundle(output, opts.sign_key)
 
 
 def default_output(lock: Path, folder: Path) -> Path:

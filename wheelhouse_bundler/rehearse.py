@@ -24,7 +24,8 @@ from pathlib import Path
 
 from .errors import BundlerError
 from .install import install
-from .verify import verify
+from .signing import Trust
+from .verify import verify_signed
 
 STEPS = ("verify", "extract", "venv", "install", "check", "smoke", "switch")
 MARK = "WHEELHOUSE_BUNDLER_REHEARSAL"
@@ -56,6 +57,7 @@ class Report:
     total_seconds: float = 0.0
     error: str | None = None
     exit_code: int = 0
+    signature: str | None = None  # who signed it, as checked (or "unsigned")
 
 
 def can_unshare() -> bool:
@@ -95,7 +97,7 @@ def _cut_network() -> str:
 
 def rehearse(bundle: Path, *, smoke_command: str | None = None, smoke_imports: bool = True,
              python: str | None = None, installer: str = "auto",
-             keep_scratch: Path | None = None) -> Report:
+             keep_scratch: Path | None = None, trust: Trust | None = None) -> Report:
     """The whole restore into a scratch folder; never raises for a failed drill."""
     report = Report(bundle=str(bundle), isolation=_cut_network(), smoke_command=smoke_command)
     scratch = Path(tempfile.mkdtemp(prefix="wheelhouse-rehearse-",
@@ -103,11 +105,13 @@ def rehearse(bundle: Path, *, smoke_command: str | None = None, smoke_imports: b
     timings: dict[str, float] = {}
     started = time.monotonic()
     try:
-        checked = verify(bundle)
+        checked = verify_signed(bundle, trust=trust)
         timings["verify"] = time.monotonic() - started
         report.sha256 = checked.sha256
+        report.signature = checked.signature.describe() if checked.signature else "unsigned"
         done = install(bundle, scratch / "venv", python=python, smoke_imports=smoke_imports,
-                       smoke_command=smoke_command, installer=installer, timings=timings)
+                       smoke_command=smoke_command, installer=installer, timings=timings,
+                       trust=trust)
         report.ok = True
         report.target, report.packages = done.target, done.packages
         report.installer, report.imported = done.installer, list(done.imported)
@@ -144,6 +148,7 @@ def to_markdown(report: Report) -> str:
              f"- bundle: `{report.bundle}`" + (f" (sha256 `{report.sha256}`)"
                                                 if report.sha256 else ""),
              f"- network: {report.isolation}",
+             f"- signature: {report.signature or '-'}",
              f"- target: {report.target or '-'}; installer: {report.installer or '-'}; "
              f"packages: {report.packages}",
              f"- smoke: {len(report.imported)} modules imported"

@@ -9,6 +9,7 @@ unless the whole archive verified.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from . import signing
 from .errors import IntegrityError, UsageError
 from .manifest import (
     MANIFEST,
@@ -48,6 +50,7 @@ class Verified:
     members: int
     size: int
     root: Path | None
+    signature: signing.Signature | None = None  # set by verify_signed
 
 
 class _HashingReader:
@@ -267,3 +270,27 @@ def _save(extract_to: Path | None, top: str, rel: str, data: bytes) -> None:
     if extract_to is not None:
         with _open_output(extract_to / top, rel) as out:
             out.write(data)
+
+
+def verify_signed(path: Path, extract_to: Path | None = None,
+                  trust: signing.Trust | None = None) -> Verified:
+    """The signature first (ssh-keygen reads the file), then the streaming content check.
+
+    Checking the signature before a single member is read means a bundle from an unknown
+    signer never gets as far as the extraction folder. The file must be the same one
+    (device, inode, size, mtime) after both passes, so a swap in between is caught.
+    """
+    before = _stamp(path)
+    signature = signing.check(path, trust or signing.Trust())
+    result = verify(path, extract_to)
+    if signature is not None and _stamp(path) != before:
+        raise IntegrityError(f"{path}: changed while it was being verified")
+    return dataclasses.replace(result, signature=signature)
+
+
+def _stamp(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
