@@ -8,13 +8,11 @@ output (nor temporary file) behind.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
+from venvs import pip_freeze
 from wheelfactory import build_wheel, sha256_of
 
 from wheelhouse_bundler.cli import main
@@ -78,11 +76,7 @@ def test_lock_pins_with_served_hashes_then_bundles_and_installs_offline(
     index_server.stop()
     venv = tmp_path / "target" / "venv"
     assert cli("install", out, "--venv", venv, "--no-smoke", "-q") == 0
-    listed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list",
-                             "--format=json"], capture_output=True, text=True, check=True,
-                            env={**os.environ, "PIP_CONFIG_FILE": os.devnull}).stdout
-    got = {p["name"]: p["version"] for p in json.loads(listed)
-           if p["name"] not in ("pip", "setuptools", "wheel")}
+    got = pip_freeze(venv / "bin" / "python")
     assert got == {"alpha": "1.1", "beta": "2.0"}
 
 

@@ -10,12 +10,11 @@ byte from wheels.json, so the hashes in those files are the hashes this test ser
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
-from packaging.requirements import Requirement
+from reqpins import pins
+from venvs import pip_freeze
 from wheelfactory import build_wheel, sha256_of
 
 from wheelhouse_bundler import locks, targets
@@ -48,22 +47,6 @@ def copy_project(root: Path, address: str = PLACEHOLDER) -> Path:
         (root / name).write_text((DATA / name).read_text().replace(PLACEHOLDER, address))
     return root
 
-
-def pins(text: str, env: dict[str, str] | None) -> dict[str, tuple[str, frozenset[str]]]:
-    """name -> (version, hashes) of a requirements text, markers evaluated with `env`."""
-    out = {}
-    for entry in text.replace("\\\n", " ").splitlines():
-        entry = entry.split("#", 1)[0].strip()
-        if not entry or entry.startswith("-"):  # pdm adds --index-url / --trusted-host
-            continue
-        spec, *opts = entry.split(" --hash=")
-        req = Requirement(spec)
-        if req.marker is not None and env is not None and not req.marker.evaluate(env):
-            continue
-        version = next(iter(req.specifier)).version
-        assert req.name not in out, f"{req.name} twice"
-        out[req.name] = (version, frozenset(h.strip().removeprefix("sha256:") for h in opts))
-    return out
 
 
 def export(lock: Path, target: str, tmp_path: Path, *args: str) -> dict:
@@ -177,11 +160,7 @@ def test_bundle_and_offline_install_with_real_pip(tmp_path, index_server, clean_
     index_server.stop()
     venv = tmp_path / "target" / "venv"
     assert cli("install", out, "--venv", venv, "--no-smoke", "-q") == 0
-    listed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list",
-                             "--format=json"], capture_output=True, text=True, check=True,
-                            env={**os.environ, "PIP_CONFIG_FILE": os.devnull}).stdout
-    got = {p["name"]: p["version"] for p in json.loads(listed)
-           if p["name"] not in ("pip", "setuptools", "wheel")}
+    got = pip_freeze(venv / "bin" / "python")
     assert got == {n: f["version"] for n, f in files.items()}
 
 

@@ -11,16 +11,14 @@ pinned to it can only come from it, with its own credentials.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import AUTH
 from lockfixtures import build_fixture_wheels
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+from reqpins import pins
+from venvs import pip_freeze
 from wheelfactory import sha256_of
 
 from wheelhouse_bundler import locks, targets
@@ -64,24 +62,6 @@ def project(tmp_path: Path, index_server, auth_index_server, clean_environ,
     monkeypatch.setenv("WHEELHOUSE_BUNDLER_HTTP_BASIC_CORP_PASSWORD", AUTH[1])
     return root
 
-
-def pins(text: str, env: dict[str, str] | None) -> dict[str, tuple[str, frozenset[str]]]:
-    """name -> (version, hashes) of a requirements text, markers evaluated with `env`;
-    option lines (pipenv's -i and --extra-index-url) are left out."""
-    out = {}
-    for entry in text.replace("\\\n", " ").splitlines():
-        entry = entry.split("#", 1)[0].strip()
-        if not entry or entry.startswith("-"):
-            continue
-        spec, *opts = entry.split(" --hash=")
-        req = Requirement(spec)
-        if req.marker is not None and env is not None and not req.marker.evaluate(env):
-            continue
-        name = canonicalize_name(req.name)
-        assert name not in out, f"{name} twice"
-        out[name] = (next(iter(req.specifier)).version,
-                     frozenset(h.strip().removeprefix("sha256:") for h in opts))
-    return out
 
 
 def export(root: Path, target: str, tmp_path: Path, *args: str) -> dict:
@@ -155,11 +135,7 @@ def test_bundle_and_offline_install_with_real_pip(project, index_server, auth_in
     auth_index_server.stop()
     venv = tmp_path / "target" / "venv"
     assert cli("install", out, "--venv", venv, "--no-smoke", "-q") == 0
-    listed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list",
-                             "--format=json"], capture_output=True, text=True, check=True,
-                            env={**os.environ, "PIP_CONFIG_FILE": os.devnull}).stdout
-    got = {p["name"]: p["version"] for p in json.loads(listed)
-           if p["name"] not in ("pip", "setuptools", "wheel")}
+    got = pip_freeze(venv / "bin" / "python")
     assert got == {n: f["version"] for n, f in files.items()}
 
 

@@ -12,12 +12,11 @@ byte for byte from wheels.json, so the hashes there are the hashes of the files 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
-from test_formats_uv import pins
+from reqpins import pins
+from venvs import pip_freeze
 from wheelfactory import build_wheel, sha256_of
 
 from wheelhouse_bundler import locks, select, targets
@@ -144,11 +143,7 @@ def test_bundle_from_source_and_offline_install(index_server, tmp_path, clean_en
     index_server.stop()
     venv = tmp_path / "target" / "venv"
     assert cli("install", out, "--venv", venv, "--no-smoke", "-q") == 0
-    listed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list",
-                             "--format=json"], capture_output=True, text=True, check=True,
-                            env={**os.environ, "PIP_CONFIG_FILE": os.devnull}).stdout
-    got = {p["name"]: p["version"] for p in json.loads(listed)
-           if p["name"] not in ("pip", "setuptools", "wheel")}
+    got = pip_freeze(venv / "bin" / "python")
     assert got == {n: f["version"] for n, f in files.items()}
 
 

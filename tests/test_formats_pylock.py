@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 from packaging.pylock import Pylock
 from packaging.utils import parse_wheel_filename
-from test_formats_uv import pins
-from venvs import clean_env
+from reqpins import pins
+from venvs import clean_env, pip_freeze
 from wheelfactory import build_wheel, sha256_of
 
 from wheelhouse_bundler import locks, select, targets
@@ -131,11 +131,7 @@ def test_bundle_and_offline_install_with_real_pip(project, index_server, tmp_pat
     index_server.stop()
     venv = tmp_path / "target" / "venv"
     assert cli("install", out, "--venv", venv, "--no-smoke", "-q") == 0
-    listed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list",
-                             "--format=json"], capture_output=True, text=True, check=True,
-                            env={**os.environ, "PIP_CONFIG_FILE": os.devnull}).stdout
-    got = {p["name"]: p["version"] for p in json.loads(listed)
-           if p["name"] not in ("pip", "setuptools", "wheel")}
+    got = pip_freeze(venv / "bin" / "python")
     assert got == {n: v for n, (v, _) in pip_says.items()}
 
 

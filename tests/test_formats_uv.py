@@ -9,13 +9,12 @@ the hashes in those files are the hashes of the files this test serves.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from packaging.requirements import Requirement
+from reqpins import pins
+from venvs import pip_freeze
 from wheelfactory import build_wheel, sha256_of
 
 from wheelhouse_bundler import locks, select, targets
@@ -52,22 +51,6 @@ def project(tmp_path: Path, index_server, clean_environ) -> Path:
         (DATA / "uv.lock").read_text().replace(PLACEHOLDER, index_server.base_url))
     return root
 
-
-def pins(text: str, env: dict[str, str] | None) -> dict[str, tuple[str, frozenset[str]]]:
-    """name -> (version, hashes) of a requirements text, markers evaluated with `env`."""
-    out = {}
-    for entry in text.replace("\\\n", " ").splitlines():
-        entry = entry.split("#", 1)[0].strip()
-        if not entry:
-            continue
-        spec, *opts = entry.split(" --hash=")
-        req = Requirement(spec)
-        if req.marker is not None and env is not None and not req.marker.evaluate(env):
-            continue
-        version = next(iter(req.specifier)).version
-        assert req.name not in out, f"{req.name} twice"
-        out[req.name] = (version, frozenset(h.strip().removeprefix("sha256:") for h in opts))
-    return out
 
 
 def export(root: Path, target: str, tmp_path: Path, *args: str) -> dict:
@@ -144,11 +127,7 @@ def test_bundle_and_offline_install_with_real_pip(project, index_server, tmp_pat
     index_server.stop()
     venv = tmp_path / "target" / "venv"
     assert cli("install", out, "--venv", venv, "--no-smoke", "-q") == 0
-    listed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list",
-                             "--format=json"], capture_output=True, text=True, check=True,
-                            env={**os.environ, "PIP_CONFIG_FILE": os.devnull}).stdout
-    got = {p["name"]: p["version"] for p in json.loads(listed)
-           if p["name"] not in ("pip", "setuptools", "wheel")}
+    got = pip_freeze(venv / "bin" / "python")
     assert got == {n: f["version"] for n, f in files.items()}
 
 
