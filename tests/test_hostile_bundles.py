@@ -28,6 +28,7 @@ from wheelfactory import build_wheel
 
 from wheelhouse_bundler import bundle as bundle_mod
 from wheelhouse_bundler.cli import main
+from wheelhouse_bundler.errors import IntegrityError, UsageError
 from wheelhouse_bundler.tarstream import TarStream
 
 TOP = "app"
@@ -443,7 +444,16 @@ def test_reading_stops_at_the_limit(good: dict) -> None:
     data = pack([file_entry(f"{TOP}/big", bytes(8 * 1024 * 1024))])
     source = _Counting(data)
     stream = TarStream(source, limit=100_000)
-    with pytest.raises(Exception, match="runs past 100000 bytes"):
+    with pytest.raises(IntegrityError, match="runs past 100000 bytes"):
         for member in stream:
             stream.copy(member, lambda _chunk: None)
     assert source.pulled <= 100_000
+
+
+def test_bundle_refuses_names_that_verify_would_refuse(tmp_path: Path) -> None:
+    """Two paths equal but for case would be refused on the far side: fail the build."""
+    out = tmp_path / "app.tar"
+    with pytest.raises(UsageError, match="case-insensitive file system"):
+        bundle_mod.write(out, [bundle_mod.Member("targets/Bastion/requirements.txt", b"a"),
+                               bundle_mod.Member("targets/bastion/requirements.txt", b"b")])
+    assert list(tmp_path.iterdir()) == []
