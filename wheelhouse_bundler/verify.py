@@ -216,12 +216,12 @@ def _walk(path: Path, reader: _HashingReader, extract_to: Path | None
     # Until the manifest is read, nothing but the manifest may be in the way.
     stream = TarStream(decompressed(reader), limit=MAX_META + PER_MEMBER)
     for index, member in enumerate(stream):
-        # Name and type first: a refused member's data is never read.
-        top, rel = _split(member.name, top)
-        _check_unique(member.name, rel, seen, folded)
+        # Type and name first: a refused member's data is never read.
         if member.kind != "file":
             raise IntegrityError(f"member {member.name!r}: {_article(member.kind)}, "
                                  "not allowed (regular files only)")
+        top, rel = _split(member.name, top)
+        _check_unique(member.name, rel, seen, folded)
         if index == 0:
             if rel != MANIFEST:
                 raise IntegrityError(f"{path}: first member must be {MANIFEST}, "
