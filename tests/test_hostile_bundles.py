@@ -123,7 +123,8 @@ def inserted(good: dict, at: int, *extra: Entry) -> list[Entry]:
     return entries[:at] + list(extra) + entries[at:]
 
 
-def rebuilt(good: dict, folder: Path, edit: Callable[[dict[str, bytes]], None]) -> Path:
+def rebuilt(good: dict, folder: Path, edit: Callable[[dict[str, bytes]], None],
+            name: str = "app.tar") -> Path:
     """The bundle re-made by our own writer after `edit` changed members (by relative path),
     with manifest order kept, SHA256SUMS recomputed and a fresh sidecar: what a careful
     attacker without the signing key can produce."""
@@ -132,7 +133,7 @@ def rebuilt(good: dict, folder: Path, edit: Callable[[dict[str, bytes]], None]) 
     sums = {rel: hashlib.sha256(body).hexdigest() for rel, body in members.items()
             if rel != "SHA256SUMS"}
     members["SHA256SUMS"] = "".join(f"{sums[p]}  {p}\n" for p in sorted(sums)).encode()
-    out = folder / "app.tar"
+    out = folder / name
     bundle_mod.write(out, [bundle_mod.Member(rel, data=body) for rel, body in members.items()])
     return out
 
@@ -423,6 +424,16 @@ def test_consistent_forgery_passes_verify_without_a_signature(good: dict, tmp_pa
     with tarfile.open(forged) as tar:
         inside = tar.extractfile(wheel(good)).read()  # type: ignore[union-attr]
     assert inside == good["evil"]
+
+
+def test_long_and_non_ascii_names_pass(good: dict, tmp_path: Path) -> None:
+    """What our writer emits for names over 100 bytes or beyond ASCII (a pax `path` record
+    per member) is what the strict reader accepts."""
+    name = "café-" + "x" * 110 + ".tar"
+    out = rebuilt(good, tmp_path, lambda _members: None, name=name)
+    with tarfile.open(out) as tar:
+        assert all(m.pax_headers.get("path") == m.name for m in tar.getmembers())
+    assert main(["verify", str(out)]) == 0
 
 
 class _Counting(io.BytesIO):
