@@ -12,6 +12,7 @@ import gzip
 import os
 import tarfile
 import tempfile
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .cache import HashingWriter
+from .errors import UsageError
 
 CHUNK = 1024 * 1024
 
@@ -85,6 +87,7 @@ def atomic_output(out: Path) -> Iterator[BinaryIO]:
 
 def write(out: Path, members: list[Member]) -> str:
     """Write the bundle and its `.sha256` sidecar; returns the tarball's sha256."""
+    _check_portable_names(out, members)
     top = top_folder(out)
     mtime = source_date_epoch()
     with atomic_output(out) as raw:
@@ -108,6 +111,18 @@ def write(out: Path, members: list[Member]) -> str:
     with atomic_output(sidecar) as fh:
         fh.write(f"{digest}  {out.name}\n".encode())
     return digest
+
+
+def _check_portable_names(out: Path, members: list[Member]) -> None:
+    """Refuse what verify would refuse: two paths that are one file on a case-insensitive
+    (or normalising) file system, e.g. target names `Bastion` and `bastion`."""
+    seen: dict[str, str] = {}
+    for member in members:
+        key = unicodedata.normalize("NFC", member.path).casefold()
+        if key in seen:
+            raise UsageError(f"{out}: {seen[key]!r} and {member.path!r} would be one file on "
+                             "a case-insensitive file system; rename one")
+        seen[key] = member.path
 
 
 class _Hashing(HashingWriter):

@@ -163,6 +163,7 @@ def install(bundle: Path, venv: Path, *, python: str | None = None, target: str 
     venv = Path(os.path.abspath(venv))
     previous = _check_replaceable(venv)
     releases = _releases_dir(venv)
+    made_releases = not releases.exists()  # a first install that fails leaves no trace
     releases.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=releases))
     release: Path | None = None
@@ -227,6 +228,8 @@ def install(bundle: Path, venv: Path, *, python: str | None = None, target: str 
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if made_releases and not venv.is_symlink():
+            shutil.rmtree(releases, ignore_errors=True)
     pruned = prune(venv, keep) if keep is not None else []
     for path in pruned:
         log(f"pruned {path}")

@@ -2,9 +2,11 @@
 
 The manifest and SHA256SUMS lead the archive, so every later member is checked against
 them while it streams: its name (no absolute paths, no `..`, one top folder, no
-duplicates), its type (regular files only: no links, devices or FIFOs), its size and its
-hash. Nothing is written outside `extract_to`, and the caller discards that folder
-unless the whole archive verified.
+duplicates, not even ones differing only in case), its type (regular files only: no
+links, devices or FIFOs), its size and its hash, before any of its data is read. The
+tar itself is read by `tarstream` (strict framing, bounded decompression). Nothing is
+written outside `extract_to`, and the caller discards that folder unless the whole
+archive verified.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import posixpath
 import tarfile
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -33,10 +36,13 @@ from .manifest import (
     wheel_path,
 )
 from .model import Manifest
+from .tarstream import MAX_TAIL, Member, TarStream, decompressed
 
 CHUNK = 1024 * 1024
 MAX_META = 64 * 1024 * 1024
 MAX_TARGET_FILE = 16 * 1024 * 1024
+PER_MEMBER = 8 * 1024
+"""Header, pax header and padding allowance per member when bounding the bytes read."""
 BOOTSTRAP = "install.py"
 """The stdlib-only restore script every bundle carries (wheelhouse_bundler/bootstrap.py)."""
 
@@ -67,46 +73,71 @@ class _HashingReader:
         self.size += len(data)
         return data
 
+    def readinto(self, buffer: memoryview) -> int:
+        n = self._fh.readinto(buffer)  # type: ignore[attr-defined]
+        self.digest.update(buffer[:n])
+        self.size += n
+        return n
+
+    def peek(self, n: int = 0) -> bytes:
+        return self._fh.peek(n)  # type: ignore[attr-defined]
+
     def drain(self) -> None:
         while self.read(CHUNK):
             pass
 
 
-def _kind(info: tarfile.TarInfo) -> str:
-    if info.issym():
-        return "a symlink"
-    if info.islnk():
-        return "a hard link"
-    if info.isdir():
-        return "a directory"
-    if info.isfifo():
-        return "a FIFO"
-    if info.ischr() or info.isblk():
-        return "a device"
-    return "not a regular file"
+def _article(kind: str) -> str:
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
+def _unsafe(name: str) -> str | None:
+    """Why a member path cannot be written as-is on every platform, or None if it can."""
+    if name.startswith("/") or "\\" in name or ":" in name:
+        return "absolute or non-POSIX path (leading '/', backslash or drive colon)"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "control character (NUL, newline, ...) in the name"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "name is not UTF-8"
+    if any(p in ("", ".", "..") for p in name.split("/")):
+        return "unsafe path (empty, '.' or '..' component)"
+    return None
 
 
 def _split(name: str, top: str | None) -> tuple[str, str]:
     """(top, relative path) of a safe member name, or an IntegrityError saying why not."""
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":") or "\\" in name:
-        raise IntegrityError(f"member {name!r}: absolute or non-POSIX path")
+    why = _unsafe(name)
+    if why is not None:
+        raise IntegrityError(f"member {name!r}: {why}")
     parts = name.split("/")
-    if any(p in ("", ".", "..") for p in parts) or len(parts) < 2:
-        raise IntegrityError(f"member {name!r}: unsafe path (empty, '.', '..' or no folder)")
+    if len(parts) < 2:
+        raise IntegrityError(f"member {name!r}: not inside the bundle's top folder")
     if top is not None and parts[0] != top:
         raise IntegrityError(f"member {name!r}: outside the bundle's top folder {top!r}")
     return parts[0], posixpath.join(*parts[1:])
 
 
-def _read_small(tar: tarfile.TarFile, info: tarfile.TarInfo, limit: int) -> bytes:
-    if info.size > limit:
-        raise IntegrityError(f"member {info.name!r}: {info.size} bytes, over the {limit} limit")
-    fh = tar.extractfile(info)
-    assert fh is not None
-    data = fh.read()
-    if len(data) != info.size:
-        raise IntegrityError(f"member {info.name!r}: truncated")
-    return data
+def _check_unique(name: str, rel: str, seen: set[str], folded: dict[str, str]) -> None:
+    """Refuse a second member with the same path, or one that only differs in case or
+    Unicode normalisation: on macOS or Windows file systems those are the same file, so
+    extraction would let the later member replace the earlier, already verified one."""
+    if rel in seen:
+        raise IntegrityError(f"member {name!r}: appears twice")
+    key = unicodedata.normalize("NFC", rel).casefold()
+    if key in folded:
+        raise IntegrityError(f"member {name!r}: same name as {folded[key]!r} on a "
+                             "case-insensitive file system")
+    seen.add(rel)
+    folded[key] = rel
+
+
+def _read_small(stream: TarStream, member: Member, limit: int) -> bytes:
+    if member.size > limit:
+        raise IntegrityError(f"member {member.name!r}: {member.size} bytes, over the "
+                             f"{limit} limit")
+    return stream.read_small(member)
 
 
 Expected = dict[str, tuple[int | None, str | None]]
@@ -130,6 +161,10 @@ def _expected_members(manifest: Manifest, raw: bytes = b"{}") -> Expected:
             expected[str(tool["path"])] = (int(tool["size"]), str(tool["sha256"]))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IntegrityError(f"{MANIFEST}: malformed tools list ({exc})") from exc
+    for rel in expected:  # install opens these paths: they must be as safe as members
+        why = _unsafe(rel)
+        if why is not None:
+            raise IntegrityError(f"{MANIFEST}: path {rel!r}: {why}")
     return expected
 
 
@@ -179,35 +214,38 @@ def _walk(path: Path, reader: _HashingReader, extract_to: Path | None
     expected: Expected = {}
     meta_digest = ""
     seen: set[str] = set()
+    folded: dict[str, str] = {}
     total = 0
-    with tarfile.open(fileobj=reader, mode="r|*") as tar:  # type: ignore[call-overload]
-        for index, info in enumerate(tar):
-            top, rel = _split(info.name, top)
-            if rel in seen:
-                raise IntegrityError(f"member {info.name!r}: appears twice")
-            seen.add(rel)
-            if not info.isreg():
-                raise IntegrityError(f"member {info.name!r}: {_kind(info)}, not allowed")
-            if index == 0:
-                if rel != MANIFEST:
-                    raise IntegrityError(f"{path}: first member must be {MANIFEST}, "
-                                         f"found {info.name!r}")
-                data = _read_small(tar, info, MAX_META)
-                manifest = from_json(data)
-                expected = _expected_members(manifest, data)
-                meta_digest = hashlib.sha256(data).hexdigest()
-                _save(extract_to, top, rel, data)
-                continue
-            if index == 1:
-                if rel != SUMS:
-                    raise IntegrityError(f"{path}: second member must be {SUMS}, "
-                                         f"found {info.name!r}")
-                data = _read_small(tar, info, MAX_META)
-                sums = parse_sums(data)
-                _check_sums_cover(sums, expected, meta_digest)
-                _save(extract_to, top, rel, data)
-                continue
-            total += _check_member(tar, info, rel, sums, expected, extract_to, top)
+    # Until the manifest is read, nothing but the manifest may be in the way.
+    stream = TarStream(decompressed(reader), limit=MAX_META + PER_MEMBER)
+    for index, member in enumerate(stream):
+        # Type and name first: a refused member's data is never read.
+        if member.kind != "file":
+            raise IntegrityError(f"member {member.name!r}: {_article(member.kind)}, "
+                                 "not allowed (regular files only)")
+        top, rel = _split(member.name, top)
+        _check_unique(member.name, rel, seen, folded)
+        if index == 0:
+            if rel != MANIFEST:
+                raise IntegrityError(f"{path}: first member must be {MANIFEST}, "
+                                     f"found {member.name!r}")
+            data = _read_small(stream, member, MAX_META)
+            manifest = from_json(data)
+            expected = _expected_members(manifest, data)
+            stream.limit = _budget(stream.consumed, expected)
+            meta_digest = hashlib.sha256(data).hexdigest()
+            _save(extract_to, top, rel, data)
+            continue
+        if index == 1:
+            if rel != SUMS:
+                raise IntegrityError(f"{path}: second member must be {SUMS}, "
+                                     f"found {member.name!r}")
+            data = _read_small(stream, member, MAX_META)
+            sums = parse_sums(data)
+            _check_sums_cover(sums, expected, meta_digest)
+            _save(extract_to, top, rel, data)
+            continue
+        total += _check_member(stream, member, rel, sums, expected, extract_to, top)
     if manifest is None or not sums:
         raise IntegrityError(f"{path}: no {MANIFEST} and {SUMS} at the start; not a bundle")
     missing = sorted(set(expected) - seen)
@@ -216,6 +254,14 @@ def _walk(path: Path, reader: _HashingReader, extract_to: Path | None
                              + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
     assert top is not None
     return manifest, top, len(seen), total
+
+
+def _budget(consumed: int, expected: Expected) -> int:
+    """The most tar bytes a bundle with this manifest can take: its members' sizes (the
+    target files at their cap), SHA256SUMS, headers and the end padding. Reading stops
+    beyond it, however well the rest compresses."""
+    data = sum(size if size is not None else MAX_TARGET_FILE for size, _ in expected.values())
+    return consumed + MAX_META + data + PER_MEMBER * (len(expected) + 1) + MAX_TAIL
 
 
 def _check_sums_cover(sums: dict[str, str], expected: Expected, meta_digest: str) -> None:
@@ -233,35 +279,33 @@ def _check_sums_cover(sums: dict[str, str], expected: Expected, meta_digest: str
                                  f"the manifest says {sha}")
 
 
-def _check_member(tar: tarfile.TarFile, info: tarfile.TarInfo, rel: str, sums: dict[str, str],
+def _check_member(stream: TarStream, member: Member, rel: str, sums: dict[str, str],
                   expected: Expected, extract_to: Path | None, top: str) -> int:
     if rel not in expected:
-        raise IntegrityError(f"member {info.name!r}: not in the manifest")
+        raise IntegrityError(f"member {member.name!r}: not in the manifest")
     want_size = expected[rel][0]
-    if want_size is not None and info.size != want_size:
-        raise IntegrityError(f"member {info.name!r}: {info.size} bytes, manifest says "
+    if want_size is not None and member.size != want_size:
+        raise IntegrityError(f"member {member.name!r}: {member.size} bytes, manifest says "
                              f"{want_size}")
-    if want_size is None and info.size > MAX_TARGET_FILE:
-        raise IntegrityError(f"member {info.name!r}: {info.size} bytes, over the "
+    if want_size is None and member.size > MAX_TARGET_FILE:
+        raise IntegrityError(f"member {member.name!r}: {member.size} bytes, over the "
                              f"{MAX_TARGET_FILE} limit")
-    fh = tar.extractfile(info)
-    assert fh is not None
     digest = hashlib.sha256()
     out = _open_output(extract_to / top, rel) if extract_to else None
-    size = 0
     try:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            if out:
+        if out is None:
+            size = stream.copy(member, digest.update)
+        else:
+            def sink(chunk: memoryview) -> None:
+                digest.update(chunk)
                 out.write(chunk)
+
+            size = stream.copy(member, sink)
     finally:
         if out:
             out.close()
-    if size != info.size:
-        raise IntegrityError(f"member {info.name!r}: truncated ({size} of {info.size} bytes)")
     if digest.hexdigest() != sums[rel]:
-        raise IntegrityError(f"member {info.name!r}: sha256 {digest.hexdigest()} does not "
+        raise IntegrityError(f"member {member.name!r}: sha256 {digest.hexdigest()} does not "
                              f"match {SUMS} ({sums[rel]})")
     return size
 
