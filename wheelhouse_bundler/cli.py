@@ -352,12 +352,9 @@ def verify(bundle: BundleArg, allowed_signers: AllowedSignersOpt = None,
         return
     if v.sidecar == "missing":
         _Out.info(f"warning: no {bundle.name}.sha256 beside the bundle; checked its contents only")
-    signed = v.signature is not None and v.signature.verified
-    if not signed:
-        _Out.info(v.signature.describe() if v.signature else "unsigned")
     typer.echo(f"OK {bundle}: {len(v.manifest.files)} wheels, {v.size / 1e6:.1f} MB, targets "
-               f"{', '.join(t.name for t in v.manifest.targets)}"
-               + (f"; {v.signature.describe()}" if signed and v.signature else ""))
+               f"{', '.join(t.name for t in v.manifest.targets)}; "
+               + (v.signature.describe() if v.signature else "unsigned"))
 
 
 @app.command(epilog="Example: wheelhouse-bundler inspect app.tar --json")
