@@ -1,0 +1,217 @@
+"""Download: our `download` against `pip download` and 16 parallel curls, side by side.
+
+  WAN-like  the local pypiserver behind a proxy that holds every response 40 ms, like the
+            round trips of a real index (loopback has none); cold caches for every tool
+  loopback  the same server without the proxy
+  warm      our whole `bundle` command again with the cache full
+  memory    peak RSS of our `bundle` fetching and packing a 1 GB wheel
+  live      (--live) against the default index, pip download as the baseline
+
+Every tool is timed as a whole command, start to exit, as a user would see it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from . import bigbundle
+from .common import (
+    PY,
+    Corpus,
+    Index,
+    Row,
+    best,
+    isolated_env,
+    ours,
+    seconds,
+    speedup,
+    timed,
+    verdict,
+)
+
+DELAY = 0.040
+JOBS = 16
+
+
+class DelayProxy:
+    """Holds every response DELAY seconds, then streams it from the upstream (keep-alive)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        local = threading.local()
+
+        def upstream() -> http.client.HTTPConnection:
+            conn = getattr(local, "conn", None)
+            if conn is None:
+                conn = local.conn = http.client.HTTPConnection("127.0.0.1", upstream_port)
+            return conn
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                time.sleep(DELAY)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() in ("accept", "range", "accept-encoding")}
+                conn = upstream()
+                try:
+                    conn.request("GET", self.path, headers=headers)
+                    resp = conn.getresponse()
+                except (OSError, http.client.HTTPException):
+                    conn.close()  # a kept-alive upstream connection the server closed
+                    local.conn = None
+                    conn = upstream()
+                    conn.request("GET", self.path, headers=headers)
+                    resp = conn.getresponse()
+                body_len = resp.getheader("Content-Length")
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("connection", "transfer-encoding", "keep-alive"):
+                        self.send_header(k, v)
+                if body_len is None:
+                    data = resp.read()
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                self.end_headers()
+                while chunk := resp.read(256 * 1024):
+                    self.wfile.write(chunk)
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/simple/"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def curl_urls(corpus: Corpus, simple_url: str) -> list[str]:
+    """The page and file URLs a downloader needs: what parallel curl fetches."""
+    base = simple_url.rsplit("/simple/", 1)[0]
+    names = sorted({line.split("==")[0].strip().lower()
+                    for line in corpus.lock.read_text().splitlines()
+                    if line and not line[0].isspace() and "==" in line})
+    return [f"{simple_url}{n}/" for n in names] + \
+        [f"{base}/packages/{w.name}" for w in corpus.wheels]
+
+
+def curl_parallel(urls: list[str]) -> float:
+    with tempfile.NamedTemporaryFile("w", suffix=".curl", delete=False) as cfg:
+        for u in urls:
+            cfg.write(f'url = "{u}"\noutput = "/dev/null"\n')
+    try:
+        return timed(["curl", "-sS", "--fail", "--parallel", "--parallel-max", str(JOBS),
+                      "-K", cfg.name], isolated_env())
+    finally:
+        os.unlink(cfg.name)
+
+
+def pip_download(corpus: Corpus, index_url: str | None) -> float:
+    """`pip download` of the hashed lock, no cache, as pip's own docs would have you run it."""
+    with tempfile.TemporaryDirectory() as d:
+        cmd = [PY, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+               "--require-hashes", "--no-cache-dir", "--isolated", "--disable-pip-version-check",
+               "-r", str(corpus.lock), "-d", d]
+        if index_url:
+            cmd += ["--index-url", index_url]
+        return timed(cmd, isolated_env())
+
+
+def our_download(corpus: Corpus, index_url: str | None) -> float:
+    """Our `download` of the same lock into a fresh folder with a fresh (cold) cache."""
+    with tempfile.TemporaryDirectory() as d:
+        cmd = ours("download", str(corpus.lock), "-d", f"{d}/out", "--cache-dir",
+                   f"{d}/cache", "--jobs", str(JOBS), "-q")
+        if index_url:
+            cmd += ["--index-url", index_url]
+        return timed(cmd, isolated_env())
+
+
+def our_fetch_phase(corpus: Corpus, index_url: str) -> float:
+    """The pages-and-files phase of a cold `bundle` (its --json `network_seconds`).
+
+    Not a whole command, so it carries no goal in the table: it shows how much of our
+    time is transfer and how much is start-up, lock reading and packing.
+    """
+    with tempfile.TemporaryDirectory() as d:
+        done = subprocess.run(ours("bundle", str(corpus.lock), "-o", f"{d}/b.tar", "--cache-dir",
+                                   f"{d}/cache", "--jobs", str(JOBS), "--index-url", index_url,
+                                   "--json", "-q"),
+                              env=isolated_env(), check=True, capture_output=True, text=True)
+    return float(json.loads(done.stdout)["network_seconds"])
+
+
+def run(corpus: Corpus, tmp: Path, runs: int, live: bool, big_mb: int) -> list[Row]:
+    rows: list[Row] = []
+    with Index(corpus.wheels[0].parent) as index:
+        proxy = DelayProxy(index.port)
+        try:
+            for label, url, pip_goal in ((f"WAN-like ({DELAY * 1000:.0f} ms)", proxy.url, 7.0),
+                                         ("loopback", index.url, None)):
+                urls = curl_urls(corpus, url)
+                mine, pip, curl, phase = [], [], [], []
+                for _ in range(runs):  # interleaved, so load on the machine hits them alike
+                    pip.append(pip_download(corpus, url))
+                    curl.append(curl_parallel(urls))
+                    mine.append(our_download(corpus, url))
+                    phase.append(our_fetch_phase(corpus, url))
+                t, p, c, f = min(mine), min(pip), min(curl), min(phase)
+                rows.append(Row(f"download, {label}: vs pip download", seconds(t), seconds(p),
+                                speedup(p, t), f">= {pip_goal:g}x" if pip_goal else "-",
+                                verdict(p / t >= pip_goal) if pip_goal else "-"))
+                rows.append(Row(f"download, {label}: vs curl x{JOBS}", seconds(t), seconds(c),
+                                speedup(c, t), ">= 0.80x (within 1.25x of curl)",
+                                verdict(t <= 1.25 * c)))
+                rows.append(Row(f"(fetch phase of a cold `bundle`, {label}, vs curl x{JOBS})",
+                                seconds(f), seconds(c), speedup(c, f)))
+            rows.append(warm(corpus, tmp, index.url, runs))
+        finally:
+            proxy.stop()
+    if live:
+        mine, pip = [], []
+        for _ in range(runs):
+            pip.append(pip_download(corpus, None))
+            mine.append(our_download(corpus, None))
+        t, p = min(mine), min(pip)
+        rows.append(Row("download, live default index: vs pip download", seconds(t),
+                        seconds(p), speedup(p, t), ">= 15x", verdict(p / t >= 15)))
+    rss = bigbundle.build(big_mb, tmp).peak_rss_mb
+    rows.append(Row(f"peak RSS of `bundle` fetching a {big_mb} MB wheel", f"{rss:.0f} MB", "-",
+                    "-", "< 150 MB", verdict(rss < 150)))
+    return rows
+
+
+def warm(corpus: Corpus, tmp: Path, index_url: str, runs: int) -> Row:
+    """The whole `bundle` command again once the cache holds every file."""
+    cache = tmp / "warm-cache"
+
+    def bundle() -> float:
+        return timed(ours("bundle", str(corpus.lock), "-o", str(tmp / "warm.tar"),
+                          "--cache-dir", str(cache), "--index-url", index_url, "-q"),
+                     isolated_env())
+
+    bundle()  # fills the cache
+    t = best(runs, bundle)
+    return Row(f"warm rebuild (`bundle`, {len(corpus.wheels)} wheels cached)", seconds(t), "-",
+               "-", "< 1 s", verdict(t < 1.0))
