@@ -16,7 +16,9 @@ import hashlib
 import json
 import os
 import posixpath
+import queue
 import tarfile
+import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,7 @@ from .model import Manifest
 from .tarstream import MAX_TAIL, Member, TarStream, decompressed
 
 CHUNK = 1024 * 1024
+AHEAD = 8  # chunks read ahead of the tar walk: 8 MiB at most in flight
 MAX_META = 64 * 1024 * 1024
 MAX_TARGET_FILE = 16 * 1024 * 1024
 PER_MEMBER = 8 * 1024
@@ -60,31 +63,90 @@ class Verified:
 
 
 class _HashingReader:
-    """Hashes exactly the bytes the tar reader consumes, so the sidecar check is free."""
+    """Reads the bundle ahead on a second thread that also hashes it for the sidecar.
+
+    hashlib releases the GIL while it hashes, so the archive's hash (this thread) and the
+    members' hashes (the tar walk) run on two cores: verify then streams near the speed of
+    one hash instead of half of it. The read-ahead is bounded (AHEAD chunks), so memory
+    stays flat, and every byte of the file is read exactly once.
+    """
 
     def __init__(self, fh: BinaryIO) -> None:
         self._fh = fh
         self.digest = hashlib.sha256()
         self.size = 0
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=AHEAD)
+        self._chunk = memoryview(b"")
+        self._done = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._pump, name="verify-read", daemon=True)
+        self._thread.start()
 
-    def read(self, n: int = -1) -> bytes:
-        data = self._fh.read(n)
-        self.digest.update(data)
-        self.size += len(data)
-        return data
+    def _pump(self) -> None:
+        try:
+            while not self._stop.is_set():
+                data = self._fh.read(CHUNK)
+                self.digest.update(data)
+                self.size += len(data)
+                self._put(data)
+                if not data:
+                    return
+        except BaseException as exc:  # handed to the reading thread, raised there
+            self._put(exc)
+
+    def _put(self, item: bytes | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _next(self) -> bool:
+        """Make the next chunk current; False at the end of the file."""
+        if self._done:
+            return False
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        if not item:
+            self._done = True
+            return False
+        self._chunk = memoryview(item)
+        return True
 
     def readinto(self, buffer: memoryview) -> int:
-        n = self._fh.readinto(buffer)  # type: ignore[attr-defined]
-        self.digest.update(buffer[:n])
-        self.size += n
+        if not self._chunk and not self._next():
+            return 0
+        n = min(len(buffer), len(self._chunk))
+        buffer[:n] = self._chunk[:n]
+        self._chunk = self._chunk[n:]
         return n
 
+    def read(self, n: int = -1) -> bytes:
+        if not self._chunk and not self._next():
+            return b""
+        n = len(self._chunk) if n < 0 else min(n, len(self._chunk))
+        data = bytes(self._chunk[:n])
+        self._chunk = self._chunk[n:]
+        return data
+
     def peek(self, n: int = 0) -> bytes:
-        return self._fh.peek(n)  # type: ignore[attr-defined]
+        if not self._chunk:
+            self._next()
+        return bytes(self._chunk[: max(n, 1)])
 
     def drain(self) -> None:
-        while self.read(CHUNK):
-            pass
+        """Read to the end, so the digest covers the whole file."""
+        while self._next():
+            self._chunk = memoryview(b"")
+        self._thread.join()
+
+    def close(self) -> None:
+        """Stop the read-ahead (after a refusal, the rest of the file is never read)."""
+        self._stop.set()
+        self._thread.join()
 
 
 def _article(kind: str) -> str:
@@ -186,12 +248,14 @@ def verify(path: Path, extract_to: Path | None = None) -> Verified:
         reader = _HashingReader(raw)
         try:
             result = _walk(path, reader, extract_to)
+            reader.drain()
         except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
             if isinstance(exc, OSError) and not isinstance(exc, EOFError) \
                     and exc.errno is not None:
                 raise
             raise IntegrityError(f"{path}: truncated or corrupt archive ({exc})") from exc
-        reader.drain()
+        finally:
+            reader.close()
     digest = reader.digest.hexdigest()
     sidecar = path.with_name(path.name + ".sha256")
     status = "missing"
