@@ -69,8 +69,12 @@ def source_date_epoch() -> int:
 
 
 @contextmanager
-def atomic_output(out: Path) -> Iterator[BinaryIO]:
-    """A file that appears at `out` only if the block completes."""
+def atomic_output(out: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
+    """A file that appears at `out` only if the block completes.
+
+    `durable` flushes it to disk before the rename, so a power cut cannot leave a
+    renamed but empty bundle; copies whose durable original is in the cache skip that.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
     tmp = Path(tmp_name)
@@ -78,7 +82,8 @@ def atomic_output(out: Path) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     finally:

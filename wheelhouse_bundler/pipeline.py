@@ -300,8 +300,10 @@ def download(opts: Options, dest: Path, progress: Progress | None = None) -> Fet
             target = dest / pick.file.filename
             if target.is_file() and target.stat().st_size == got.sizes[pick.file.sha256]:
                 continue
-            with bundle.atomic_output(target) as out, open(got.paths[pick.file.sha256],
-                                                           "rb") as src:
+            # Not fsynced file by file: the verified original stays in the cache, and a
+            # copy cut short by a crash has the wrong size, so the next run rewrites it.
+            with bundle.atomic_output(target, durable=False) as out, \
+                    open(got.paths[pick.file.sha256], "rb") as src:
                 shutil.copyfileobj(src, out, 1024 * 1024)
     return got
 
