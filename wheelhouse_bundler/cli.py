@@ -13,7 +13,6 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from . import __version__
@@ -29,9 +28,29 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the tool's version and exit.")] = False,
+) -> None:
+    """Move a locked Python environment across an air gap, exactly and verifiably.
+
+    Build box: export, bundle.  Offline target: verify, install, inspect.
+    """
+
+
 LockArg = Annotated[Path, typer.Argument(
+    metavar="LOCK",
     help="A lock file (poetry.lock, hashed requirements.txt) or a project folder holding one.")]
-BundleArg = Annotated[Path, typer.Argument(help="The bundle tarball (.tar or .tar.gz).")]
+BundleArg = Annotated[Path, typer.Argument(
+    metavar="BUNDLE", help="The bundle tarball (.tar or .tar.gz).")]
 TargetOpt = Annotated[list[str] | None, typer.Option(
     "--target", "-t", help="Target spec, repeatable: host, cp311-manylinux_2_28_x86_64, "
     "cp312-win_amd64, ... Default: `targets` in [tool.wheelhouse-bundler] of the project's "
@@ -407,8 +426,8 @@ def inspect(bundle: BundleArg, json_out: JsonOpt = False,
              "wheelhouse-bundler diff app-1.4.tar app-1.5.tar\n\n"
              "wheelhouse-bundler diff old.tar new.tar --json --allowed-signers allowed_signers")
 def diff_cmd(
-    old: Annotated[Path, typer.Argument(help="The bundle in use now.")],
-    new: Annotated[Path, typer.Argument(help="The bundle proposed to replace it.")],
+    old: Annotated[Path, typer.Argument(metavar="OLD", help="The bundle in use now.")],
+    new: Annotated[Path, typer.Argument(metavar="NEW", help="The bundle proposed to replace it.")],
     allowed_signers: AllowedSignersOpt = None, identity: IdentityOpt = None,
     require_signature: RequireSigOpt = False, json_out: JsonOpt = False,
 ) -> None:
@@ -449,6 +468,7 @@ def diff_cmd(
              "--json")
 def audit(
     source: Annotated[Path, typer.Argument(
+        metavar="SOURCE",
         help="A bundle (.tar, .tar.gz; verified first) or a lock file / project folder.")],
     osv_db: Annotated[Path, typer.Option(
         "--osv-db", help="OSV advisory dump: a zip of <ID>.json records (the PyPI all.zip "
@@ -642,6 +662,7 @@ _LOCK_HELP = (
              "--index-url http://127.0.0.1:8080/simple/")
 def lock_cmd(
     source: Annotated[Path, typer.Argument(
+        metavar="SOURCE",
         help="requirements.in, or a pyproject.toml (its project dependencies).")],
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="The hashed lock to write (atomically). Default: "
@@ -662,6 +683,20 @@ def version_cmd() -> None:
     typer.echo(__version__)
 
 
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """typer up to 0.27 raises click's exceptions; 0.28 carries its own click, whose
+    usage errors all derive from `typer.TyperException`."""
+    own = getattr(typer, "TyperException", None)
+    if own is not None:
+        return (own,)
+    import click
+
+    return (click.ClickException,)
+
+
+_USAGE_ERRORS = _usage_errors()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, mapping every expected failure to one line and a code."""
     try:
@@ -672,16 +707,20 @@ def main(argv: list[str] | None = None) -> int:
     except BundlerError as exc:
         typer.echo(f"wheelhouse-bundler: {exc.kind}: {exc}", err=True)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
+    except _USAGE_ERRORS as exc:  # an unknown option, a missing argument, a bad value
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            typer.echo(f"wheelhouse-bundler: usage: {exc}", err=True)
         return 2
     except OSError as exc:  # a full disk, a read-only folder: the machine, not a bug
         where = exc.filename or "a file"
         typer.echo(f"wheelhouse-bundler: error: {where}: {exc.strerror or exc}", err=True)
         return 2
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("wheelhouse-bundler: interrupted", err=True)
         return 130
     except Exception:

@@ -1,0 +1,38 @@
+"""A mistyped command line is a user's mistake: usage and one error line, exit 2, no trace.
+
+Run as a real process, because how typer reports usage errors (its own exceptions since it
+stopped depending on click) is exactly what an in-process shortcut could hide.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from wheelhouse_bundler import __version__
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wheelhouse_bundler", *args],
+                          capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("bundle", "poetry.lock", "--no-such-option"), "No such option: --no-such-option"),
+    (("install",), "Missing argument"),
+    (("bundle", "poetry.lock", "--jobs", "many"), "'many'"),
+    (("no-such-command",), "No such command 'no-such-command'"),
+])
+def test_usage_errors_exit_2_with_one_error_line(args: tuple[str, ...], says: str) -> None:
+    done = run(*args)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if "Error" in line]
+    assert len(errors) == 1 and says in errors[0], done.stderr
+
+
+def test_version_option_and_command_agree() -> None:
+    assert run("--version").stdout.strip() == __version__
+    assert run("version").stdout.strip() == __version__
