@@ -145,28 +145,41 @@ def _options(lock: Path, fmt: str | None, target: list[str] | None, with_: list[
                    allow_unhashed=allow_unhashed)
 
 
+def _fetch_line(f: Any) -> str:
+    """The one-line summary of a fetch: files, bytes, how many came from the cache, speed."""
+    speed = f.bytes / f.seconds / 1e6 if f.seconds else 0.0
+    return (f"fetched {f.files} files, {f.bytes / 1e6:.1f} MB ({f.from_cache} from cache) "
+            f"in {f.seconds:.2f}s, {speed:.1f} MB/s")
+
+
 class _Bar:
     """tqdm on stderr for bytes, with files done in the postfix; silent off a terminal."""
 
     def __init__(self, quiet: bool, total_files: int | None = None) -> None:
-        from tqdm import tqdm
+        self._bar: Any = None
+        if not (quiet or not sys.stderr.isatty()):
+            # Imported only for a terminal: even disabled, a tqdm starts its monitor thread.
+            from tqdm import tqdm
 
-        self._bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc="download",
-                         leave=False, disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
+            self._bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc="download",
+                             leave=False, file=sys.stderr)
         self._files = 0
         self._lock = threading.Lock()
 
     def advance(self, nbytes: int) -> None:
-        with self._lock:
-            self._bar.update(nbytes)
+        if self._bar is not None:
+            with self._lock:
+                self._bar.update(nbytes)
 
     def finished(self, fetched: Any) -> None:
-        with self._lock:
-            self._files += 1
-            self._bar.set_postfix_str(f"{self._files} files", refresh=False)
+        if self._bar is not None:
+            with self._lock:
+                self._files += 1
+                self._bar.set_postfix_str(f"{self._files} files", refresh=False)
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
 
 @app.command(epilog="Examples:\n\n"
@@ -291,7 +304,6 @@ def bundle(
     finally:
         bar.close()
     f = built.fetch
-    speed = f.bytes / f.seconds / 1e6 if f.seconds else 0.0
     if json_out:
         _emit_json({"output": str(built.output), "sha256": built.sha256,
                     "targets": [p.target.name for p in built.plans], "files": built.files,
@@ -302,8 +314,7 @@ def bundle(
                     if built.audit else [],
                     "signature": str(signature.path) if signature else None})
         return
-    _Out.info(f"fetched {f.files} files, {f.bytes / 1e6:.1f} MB ({f.from_cache} from cache) "
-              f"in {f.seconds:.2f}s, {speed:.1f} MB/s")
+    _Out.info(_fetch_line(f))
     if built.own:
         _Out.info(f"added {built.own} own wheel(s) of the project")
     for finding in built.audit.accepted if built.audit else ():
@@ -348,7 +359,8 @@ def download(
                     "downloaded": got.summary.downloaded,
                     "from_cache": got.summary.from_cache})
         return
-    _Out.info(f"{len(files)} wheels in {dest} ({got.summary.from_cache} from cache)")
+    _Out.info(_fetch_line(got.summary))
+    _Out.info(f"{len(files)} wheels in {dest}")
 
 
 @app.command(epilog="Examples:\n\n"

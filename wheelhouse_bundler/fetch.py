@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 from .cache import CHUNK, Cache, HashingWriter
 from .errors import IntegrityError, NetworkError, UsageError
@@ -99,6 +98,8 @@ def _download_retrying(client: LazyClient, cache: Cache, file: LockedFile,
 
 def _copy_local(cache: Cache, file: LockedFile, label: str, progress: Progress) -> int:
     """A wheel on this disk enters the cache like a download: hash-checked on the way."""
+    from urllib.request import url2pathname  # 20 ms of imports, for poetry `file` wheels only
+
     assert file.url is not None
     path = Path(url2pathname(urlsplit(file.url).path))
     if not path.is_file():

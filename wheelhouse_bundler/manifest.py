@@ -10,7 +10,6 @@ import json
 from collections.abc import Iterable, Mapping
 
 import tomli_w
-from packaging.pylock import Package, PackageWheel, Pylock
 from packaging.version import Version
 
 from . import __version__
@@ -152,6 +151,9 @@ def requirements_for(plan: Plan, manifest: Manifest) -> bytes:
 
 def pylock_for(plan: Plan) -> bytes:
     """PEP 751 for this target alone, pointing at the bundle's wheels by relative path."""
+    # Here, not at the top: only packing needs it, and verify/install start faster without.
+    from packaging.pylock import Package, PackageWheel, Pylock
+
     lock = Pylock(
         lock_version=Version("1.0"),
         created_by="wheelhouse-bundler",
