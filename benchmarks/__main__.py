@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from . import download, install, verify
-from .common import WORK, Row, check_tools, corpus, table
+from .common import WORK, Row, check_tools, compile_bytecode, corpus, table
 
 SECTIONS = ("download", "install", "verify")
 
@@ -48,6 +48,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     check_tools()
+    compile_bytecode()
     big_mb = 200 if args.quick else 1024
     started = time.perf_counter()
     needs_corpus = "download" in args.sections or "install" in args.sections

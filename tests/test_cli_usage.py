@@ -36,3 +36,17 @@ def test_usage_errors_exit_2_with_one_error_line(args: tuple[str, ...], says: st
 def test_version_option_and_command_agree() -> None:
     assert run("--version").stdout.strip() == __version__
     assert run("version").stdout.strip() == __version__
+
+
+COMMANDS = ("export", "bundle", "download", "verify", "inspect", "diff", "audit", "install",
+            "rollback", "rehearse", "target-info", "lock")
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    listed = run("--help").stdout
+    for command in COMMANDS:
+        assert command in listed
+        done = run(command, "--help")
+        assert done.returncode == 0, done.stderr
+        assert "Example" in done.stdout and f"wheelhouse-bundler {command} " in done.stdout, \
+            command
