@@ -7,7 +7,6 @@ test modules do: tests/ has no __init__.py, and this file puts its own folder on
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -54,15 +53,9 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     Subprocesses started without env= inherit it too. XDG_CACHE_HOME points into tmp_path
     so pip (and the code under test) caches nothing outside the test.
     """
-    for key in [k for k in os.environ if venvs.is_polluting(k)]:
-        monkeypatch.delenv(key)
-    for key, value in venvs.CLEAN_DEFAULTS.items():
-        monkeypatch.setenv(key, value)
-    cache = tmp_path / "xdg-cache"
+    venvs.clean_os_environ(monkeypatch, tmp_path)  # also hides the machine's ~/.netrc
+    cache = tmp_path / "xdg"
     cache.mkdir()
-    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
-    # The machine's own ~/.netrc must not lend credentials to a test.
-    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     return cache
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,12 +27,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pa
     package on each side, a target dropped (mac) and one added (cp312 Windows)."""
     root = tmp_path_factory.mktemp("diff")
     with pytest.MonkeyPatch.context() as mp:
-        for key in [k for k in os.environ if venvs.is_polluting(k)]:
-            mp.delenv(key)
-        for key, value in venvs.CLEAN_DEFAULTS.items():
-            mp.setenv(key, value)
-        mp.setenv("XDG_CACHE_HOME", str(root / "xdg"))
-        mp.setenv("NETRC", str(root / "no-netrc"))
+        venvs.clean_os_environ(mp, root)
         d = root / "wheels"
         w = {(n, v): build_wheel(d, n, v) for n, v in [
             ("alpha", "1.0"), ("alpha", "1.1"), ("beta", "2.0"), ("gone", "1.0"),

@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import shutil
 import tarfile
 import tempfile
@@ -41,12 +40,7 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A real bundle (plain and gzip) of two wheels, and its members as (info, data)."""
     root = tmp_path_factory.mktemp("hostile")
     with pytest.MonkeyPatch.context() as mp:
-        for key in [k for k in os.environ if venvs.is_polluting(k)]:
-            mp.delenv(key)
-        for key, value in venvs.CLEAN_DEFAULTS.items():
-            mp.setenv(key, value)
-        mp.setenv("XDG_CACHE_HOME", str(root / "xdg"))
-        mp.setenv("NETRC", str(root / "no-netrc"))
+        venvs.clean_os_environ(mp, root)
         mp.delenv("SOURCE_DATE_EPOCH", raising=False)
         wheels = root / "wheels"
         alpha = build_wheel(wheels, "alpha", "1.0", payload_size=300_000)

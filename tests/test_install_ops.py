@@ -54,11 +54,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path
     root = tmp_path_factory.mktemp("ops")
     wheels = root / "wheels"
     with pytest.MonkeyPatch.context() as mp:
-        for key in [k for k in os.environ if venvs.is_polluting(k)]:
-            mp.delenv(key)
-        for key, value in venvs.CLEAN_DEFAULTS.items():
-            mp.setenv(key, value)
-        mp.setenv("XDG_CACHE_HOME", str(root / "xdg"))
+        venvs.clean_os_environ(mp, root)
         alpha = build_wheel(wheels, "alpha", "1.0")
         alpha11 = build_wheel(wheels, "alpha", "1.1")
         beta = build_wheel(wheels, "beta", "2.0", requires=["alpha"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tarfile
 import tracemalloc
 from pathlib import Path
@@ -45,10 +44,7 @@ def metadata(name: str, version: str, *headers: str) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def env():
     with pytest.MonkeyPatch.context() as mp:
-        for key in [k for k in os.environ if venvs.is_polluting(k)]:
-            mp.delenv(key)
-        for key, value in venvs.CLEAN_DEFAULTS.items():
-            mp.setenv(key, value)
+        venvs.clean_os_environ(mp)
         mp.delenv("SOURCE_DATE_EPOCH", raising=False)
         yield mp
 

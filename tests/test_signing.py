@@ -67,12 +67,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """One signed and one unsigned bundle of the same lock, built once for the module."""
     root = tmp_path_factory.mktemp("signing")
     with pytest.MonkeyPatch.context() as mp:
-        for key in [k for k in os.environ if venvs.is_polluting(k)]:
-            mp.delenv(key)
-        for key, value in venvs.CLEAN_DEFAULTS.items():
-            mp.setenv(key, value)
-        mp.setenv("XDG_CACHE_HOME", str(root / "xdg"))
-        mp.setenv("NETRC", str(root / "no-netrc"))
+        venvs.clean_os_environ(mp, root)
         mp.delenv("SSH_AUTH_SOCK", raising=False)  # no agent may lend a key to a test
         wheels = root / "wheels"
         alpha = build_wheel(wheels, "alpha", "1.0")

@@ -19,12 +19,14 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
 from packaging.utils import canonicalize_name
 
 __all__ = [
     "BOOTSTRAP_PACKAGES",
     "CLEAN_DEFAULTS",
     "clean_env",
+    "clean_os_environ",
     "has_own_pip",
     "is_polluting",
     "make_venv",
@@ -64,6 +66,21 @@ def clean_env(**extra: str) -> dict[str, str]:
         env[key] = f"{env[key]},{_LOCAL}" if env.get(key) else _LOCAL
     env.update(extra)
     return env
+
+
+def clean_os_environ(mp: pytest.MonkeyPatch, root: Path | None = None) -> None:
+    """Make os.environ what clean_env() returns, for code under test that runs in-process.
+
+    With `root`, caches go under it and the machine's ~/.netrc is hidden, so a test neither
+    reads nor leaves anything outside its own folder.
+    """
+    for key in [k for k in os.environ if is_polluting(k)]:
+        mp.delenv(key)
+    for key, value in CLEAN_DEFAULTS.items():
+        mp.setenv(key, value)
+    if root is not None:
+        mp.setenv("XDG_CACHE_HOME", str(root / "xdg"))
+        mp.setenv("NETRC", str(root / "no-netrc"))
 
 
 def venv_python(venv: Path) -> Path:
