@@ -33,7 +33,8 @@ class FaultServer:
 
     Actions: "ok", "drop:N" (send N bytes then close), "500", "429:S" (Retry-After S),
     "stall:S" (sleep S seconds before answering), "wrong" (other bytes, same length).
-    When a file's list runs out, it is served normally.
+    When a file's list runs out, it is served normally. A project's index page takes
+    "stall:S" too, under the key "page:<project>".
     """
 
     root: Path
@@ -89,6 +90,11 @@ class FaultServer:
             self._send(h, 404, b"not found")
 
     def _page(self, h: BaseHTTPRequestHandler, project: str, seen: Seen) -> None:
+        with self._lock:
+            queued = self.faults[f"page:{project}"]
+            action = queued.pop(0) if queued else "ok"
+        if action.startswith("stall:"):
+            time.sleep(float(action.partition(":")[2]))
         files = sorted(p for p in self.root.glob("*.whl")
                        if p.name.split("-")[0].replace("_", "-").lower() == project)
         if not files:

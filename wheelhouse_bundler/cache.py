@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,6 +63,16 @@ class HashingWriter:
 class Cache:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._partials: set[Path] = set()
+        self._partials_lock = threading.Lock()
+
+    def discard_partials(self) -> None:
+        """Remove the temporary files of writes still under way (on an interrupt, whose
+        blocked workers are abandoned rather than awaited)."""
+        with self._partials_lock:
+            for tmp in self._partials:
+                tmp.unlink(missing_ok=True)
+            self._partials.clear()
 
     def path(self, sha256: str) -> Path:
         return self.root / "sha256" / sha256[:2] / sha256
@@ -118,6 +129,8 @@ class Cache:
         final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=".part-", dir=final.parent)
         tmp = Path(tmp_name)
+        with self._partials_lock:
+            self._partials.add(tmp)
         try:
             with os.fdopen(fd, "wb") as fh:
                 out = HashingWriter(fh)
@@ -130,3 +143,5 @@ class Cache:
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
+            with self._partials_lock:
+                self._partials.discard(tmp)

@@ -9,9 +9,9 @@ reported through a callback object: printing is the CLI's job.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -21,6 +21,7 @@ from .cache import CHUNK, Cache, HashingWriter
 from .errors import IntegrityError, NetworkError, UsageError
 from .model import LockedFile, Source
 from .net import LazyClient, check_status, describe, stream
+from .parallel import run_all
 from .sources import redact, strip_credentials
 
 if TYPE_CHECKING:
@@ -62,8 +63,13 @@ class _Silent:
 Locate = Callable[[LockedFile], LockedFile]
 
 
+class Stopped(Exception):
+    """Another transfer failed, or the user interrupted: this one gives up between chunks."""
+
+
 def fetch_one(client: LazyClient, cache: Cache, file: LockedFile, source: Source | None,
-              progress: Progress, locate: Locate | None = None) -> Fetched:
+              progress: Progress, locate: Locate | None = None,
+              stop: threading.Event | None = None) -> Fetched:
     if (hit := cache.get(file.sha256)) is not None:
         fetched = Fetched(file, hit, hit.stat().st_size, True)
         progress.finished(fetched)
@@ -76,7 +82,7 @@ def fetch_one(client: LazyClient, cache: Cache, file: LockedFile, source: Source
     if file.url.startswith("file:"):  # a lock's local wheel (poetry `file` packages)
         size = _copy_local(cache, file, label, progress)
     else:
-        size = _download_retrying(client, cache, file, source, label, progress)
+        size = _download_retrying(client, cache, file, source, label, progress, stop)
     if file.filename:
         cache.remember(file.sha256, file.filename, strip_credentials(file.url))
         cache.remember_names({file.sha256: file.filename})
@@ -86,10 +92,11 @@ def fetch_one(client: LazyClient, cache: Cache, file: LockedFile, source: Source
 
 
 def _download_retrying(client: LazyClient, cache: Cache, file: LockedFile,
-                       source: Source | None, label: str, progress: Progress) -> int:
+                       source: Source | None, label: str, progress: Progress,
+                       stop: threading.Event | None) -> int:
     for attempt in (1, 2):  # a wrong body is retried once: it may be a broken proxy
         try:
-            return _download(client, cache, file, source, label, progress)
+            return _download(client, cache, file, source, label, progress, stop)
         except IntegrityError:
             if attempt == 2:
                 raise
@@ -112,13 +119,13 @@ def _copy_local(cache: Cache, file: LockedFile, label: str, progress: Progress) 
 
 
 def _download(client: LazyClient, cache: Cache, file: LockedFile, source: Source | None,
-              label: str, progress: Progress) -> int:
+              label: str, progress: Progress, stop: threading.Event | None) -> int:
     assert file.url is not None
     with cache.writer(file.sha256, label) as out:
         breaks = 0
         while True:
             try:
-                _transfer(client, file, source, label, out, progress)
+                _transfer(client, file, source, label, out, progress, stop)
                 return out.size
             except _transport_errors() as exc:
                 breaks += 1
@@ -129,7 +136,7 @@ def _download(client: LazyClient, cache: Cache, file: LockedFile, source: Source
 
 
 def _transfer(client: LazyClient, file: LockedFile, source: Source | None, label: str,
-              out: HashingWriter, progress: Progress) -> None:
+              out: HashingWriter, progress: Progress, stop: threading.Event | None) -> None:
     """One GET, resuming after `out.size` bytes when there are any."""
     assert file.url is not None
     # Identity encoding and raw reads: the hash is of the file's bytes as stored, and
@@ -144,6 +151,8 @@ def _transfer(client: LazyClient, file: LockedFile, source: Source | None, label
                 raise _range_refused()
         check_status(response, source, label)
         for chunk in response.iter_raw():
+            if stop is not None and stop.is_set():
+                raise Stopped(label)
             out.write(chunk)
             progress.advance(len(chunk))
             if file.size is not None and out.size > file.size:
@@ -179,18 +188,19 @@ def fetch_all(client: LazyClient, cache: Cache, items: list[tuple[LockedFile, So
     """
     start = time.monotonic()
     report = progress or _Silent()
-    unique = {f.sha256: (f, s) for f, s in items}
-    results: dict[str, Fetched] = {}
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(fetch_one, client, cache, f, s, report, locate): sha
-                   for sha, (f, s) in sorted(unique.items())}
-        try:
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    unique = sorted({f.sha256: (f, s) for f, s in items}.items())
+    stop = threading.Event()
+
+    def one(item: tuple[str, tuple[LockedFile, Source | None]]) -> Fetched:
+        file, source = item[1]
+        return fetch_one(client, cache, file, source, report, locate, stop)
+
+    try:
+        fetched = run_all(one, unique, jobs, stop)
+    except BaseException:
+        cache.discard_partials()  # those of transfers still blocked in a socket
+        raise
+    results = {sha: got for (sha, _), got in zip(unique, fetched, strict=True)}
     cached = sum(1 for r in results.values() if r.from_cache)
     summary = FetchSummary(
         files=len(results), downloaded=len(results) - cached, from_cache=cached,

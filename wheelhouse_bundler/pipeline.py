@@ -14,7 +14,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -31,6 +30,7 @@ from .fetch import FetchSummary, Progress, fetch_all
 from .index import Index
 from .model import Lock, LockedFile, LockedPackage, Pick, Plan, Source
 from .net import LazyClient
+from .parallel import run_all
 from .signing import Signature, preflight, sig_path, sign_bundle
 from .sources import check_not_in_argv, default_source
 from .verify import BOOTSTRAP
@@ -98,8 +98,7 @@ def _locate(index: Index, packages: Iterable[LockedPackage], jobs: int, only_nam
         assert package.source is not None  # every reader sets one
         return index.locate(package, package.source, only_names)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return {p.name: p for p in pool.map(one, list(packages))}
+    return {p.name: p for p in run_all(one, list(packages), jobs)}
 
 
 def _names_from_cache(package: LockedPackage, cache: Cache | None) -> LockedPackage:
@@ -151,8 +150,7 @@ def _hashes_from_index(lock: Lock, index: Index, opts: Options) -> Lock:
                                         yanked=f.yanked, hash_from_index=True))
         return replace(package, files=tuple(files))
 
-    with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
-        filled = {p.name: p for p in pool.map(fill, bare)}
+    filled = {p.name: p for p in run_all(fill, bare, opts.jobs)}
     return replace(lock, packages=tuple(filled.get(p.name, p) for p in lock.packages))
 
 
@@ -309,9 +307,7 @@ def download(opts: Options, dest: Path, progress: Progress | None = None) -> Fet
             copy_file(src, out)
 
     # A few at once: the kernel copies (sendfile) without the GIL, so they overlap.
-    with ThreadPoolExecutor(max_workers=max(1, min(opts.jobs, 4))) as pool:
-        for done in [pool.submit(place, name, sha) for name, sha in sorted(wanted.items())]:
-            done.result()
+    run_all(lambda item: place(*item), sorted(wanted.items()), min(opts.jobs, 4))
     return got
 
 
