@@ -79,7 +79,7 @@ def compile_bytecode() -> None:
     """Compile our modules once, as installing a wheel does (pip compiles .pyc files).
 
     The bench runs the checkout's editable install; where PYTHONDONTWRITEBYTECODE is set
-    its modules would be compiled from source on every command: ~70 ms a run that no
+    its modules would be compiled from source on every command: a cost that no
     installed copy pays, and that pip (installed, compiled) would not pay either.
     """
     subprocess.run([PY, "-m", "compileall", "-q", str(ROOT / "wheelhouse_bundler")],

@@ -102,7 +102,7 @@ def _download_retrying(client: LazyClient, cache: Cache, file: LockedFile,
 
 def _copy_local(cache: Cache, file: LockedFile, label: str, progress: Progress) -> int:
     """A wheel on this disk enters the cache like a download: hash-checked on the way."""
-    from urllib.request import url2pathname  # 20 ms of imports, for poetry `file` wheels only
+    from urllib.request import url2pathname  # a heavy import, for poetry `file` wheels only
 
     assert file.url is not None
     path = Path(url2pathname(urlsplit(file.url).path))
@@ -213,7 +213,7 @@ def fetch_all(client: LazyClient, cache: Cache, items: list[tuple[LockedFile, So
     finally:
         # Names and origins of what arrived, for rebuilds that skip the index. Written
         # here, not by each worker: small Python-heavy writes among sixteen transfers
-        # cost them GIL hand-offs (0.1-0.2 s on 85 files), and here they take 20 ms.
+        # cost them GIL hand-offs, and here, one after another, they are cheap.
         _remember(cache, downloaded)
     results = {sha: got for (sha, _), got in zip(unique, fetched, strict=True)}
     cached = sum(1 for r in results.values() if r.from_cache)

@@ -25,9 +25,9 @@ if TYPE_CHECKING:  # httpx costs a tenth of a second to import: only when the ne
     import httpx
 
 # httpx's __init__ imports its own command line (httpx._main), which loads rich, click and
-# pygments when they are installed, as they are here beside typer and pip-tools: 75 ms of a
-# 0.4 s start, for a CLI this tool never runs. A None entry makes that one import fail the
-# way httpx expects when its CLI extras are absent (it then defines a stub `main`).
+# pygments when they are installed, as they are here beside typer and pip-tools: a large
+# share of the start-up, for a CLI this tool never runs. A None entry makes that one
+# import fail the way httpx expects when its CLI extras are absent (it defines a stub).
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
