@@ -85,3 +85,10 @@ def read_bytes(path: Path) -> tuple[bytes, str]:
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from exc
     return data, hashlib.sha256(data).hexdigest()
+
+
+def sha256_hex(value: object) -> str | None:
+    """The lower-case digest of a `sha256:<64 characters>` hash as every lock format writes
+    it, or None: another algorithm, or a cut digest, is not a hash we can check."""
+    algo, _, digest = str(value).partition(":")
+    return digest.lower() if algo == "sha256" and len(digest) == 64 else None

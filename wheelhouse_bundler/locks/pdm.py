@@ -45,7 +45,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
 from ..model import Condition, Lock, LockedFile, LockedPackage, Source, Support
-from . import read_bytes
+from . import read_bytes, sha256_hex
 from .tomlfile import read_toml
 
 SUPPORTED = ("4.4", "4.5")  # major.minor of lock_version; pdm 2.11-2.2x write these
@@ -146,13 +146,13 @@ def _files(path: Path, where: str, entry: dict[str, Any], allow_unhashed: bool
         url = str(item["url"]) if item.get("url") else None
         name = str(item.get("file") or "") or (
             unquote(urlsplit(url).path.rsplit("/", 1)[-1]) if url else "")
-        algo, _, digest = str(item.get("hash", "")).partition(":")
-        if algo != "sha256" or len(digest) != 64:
+        digest = sha256_hex(item.get("hash", ""))
+        if digest is None:
             if allow_unhashed:
                 continue
             raise LockError(path, f"{where}: file {name or url!r} has no sha256 hash (hashes "
                             "are the lock; re-run `pdm lock`, or pass --allow-unhashed)")
-        files.append(LockedFile(sha256=digest.lower(), filename=name or None, url=url))
+        files.append(LockedFile(sha256=digest, filename=name or None, url=url))
     return tuple(files)
 
 

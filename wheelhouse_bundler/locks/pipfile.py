@@ -31,7 +31,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
 from ..model import Condition, Lock, LockedFile, LockedPackage, Source
-from . import read_bytes
+from . import read_bytes, sha256_hex
 
 SUPPORTED = (6,)
 # Pipfile.lock category -> our group name (poetry's names, so --with/--only read the same).
@@ -130,11 +130,7 @@ def _files(e: _Entry, allow_unhashed: bool) -> tuple[LockedFile, ...]:
     hashes = e.entry.get("hashes", [])
     if not isinstance(hashes, list):
         e.fail("`hashes` must be a list")
-    digests = []
-    for item in hashes:
-        algo, _, digest = str(item).partition(":")
-        if algo == "sha256" and len(digest) == 64:
-            digests.append(digest.lower())
+    digests = [d for d in map(sha256_hex, hashes) if d is not None]
     if not digests and not allow_unhashed:
         e.fail("has no sha256 hashes (hashes are the lock; re-run `pipenv lock`, or pass "
                "--allow-unhashed)")

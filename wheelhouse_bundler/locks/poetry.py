@@ -34,7 +34,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
 from ..model import ALWAYS, Condition, Edge, Graph, Lock, LockedFile, LockedPackage, Source
-from . import read_bytes
+from . import read_bytes, sha256_hex
 from .tomlfile import read_toml
 
 SUPPORTED = ("2.0", "2.1")
@@ -78,14 +78,14 @@ def _files(path: Path, name: str, entry: dict[str, Any], allow_unhashed: bool = 
     for f in listed:
         if not isinstance(f, dict) or not f.get("file"):
             raise LockError(path, f"package {name}: a file entry without a `file` name")
-        algo, _, digest = str(f.get("hash", "")).partition(":")
-        if algo != "sha256" or len(digest) != 64:
+        digest = sha256_hex(f.get("hash", ""))
+        if digest is None:
             if allow_unhashed:  # the index's hash stands in (pipeline.prepare)
                 continue
             raise LockError(path, f"package {name}: file {f.get('file')!r} has no sha256 hash "
                             "(hashes are the lock; run `poetry lock` again, or pass "
                             "--allow-unhashed)")
-        files.append(LockedFile(sha256=digest.lower(), filename=str(f["file"])))
+        files.append(LockedFile(sha256=digest, filename=str(f["file"])))
     return tuple(files)
 
 

@@ -16,7 +16,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
 from ..model import ALWAYS, Condition, Lock, LockedFile, LockedPackage, Source
-from . import read_bytes
+from . import read_bytes, sha256_hex
 
 _IGNORED_OPTIONS = ("--no-binary", "--only-binary", "--prefer-binary", "--trusted-host",
                     "--pre", "--find-links", "-f")
@@ -118,10 +118,9 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
             key, _, value = opt.partition("=")
             if key != "--hash":
                 raise LockError(path, f"{req.name}: unsupported option {key}", number)
-            algo, _, hexdigest = value.partition(":")
-            if algo != "sha256" or len(hexdigest) != 64:
+            if (digest := sha256_hex(value)) is None:
                 raise LockError(path, f"{req.name}: only sha256 hashes are accepted", number)
-            hashes.append(hexdigest.lower())
+            hashes.append(digest)
         if not hashes and not allow_unhashed:
             raise LockError(path, f"{req.name}=={version} has no --hash (hashes are the lock)",
                             number)

@@ -30,7 +30,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
 from ..model import Edge, Graph, Lock, LockedFile, LockedPackage, Source
-from . import read_bytes
+from . import read_bytes, sha256_hex
 from .tomlfile import read_toml as _toml
 
 SUPPORTED = (1,)
@@ -95,21 +95,21 @@ def _files(path: Path, where: str, entry: dict[str, Any], allow_unhashed: bool
     for wheel in entry.get("wheels", []):
         url = str(wheel.get("url") or wheel.get("path") or "")
         filename = url.rsplit("/", 1)[-1] or None
-        algo, _, digest = str(wheel.get("hash", "")).partition(":")
-        if algo != "sha256" or len(digest) != 64:
+        digest = sha256_hex(wheel.get("hash", ""))
+        if digest is None:
             if allow_unhashed:
                 continue
             raise LockError(path, f"{where}: wheel {filename!r} has no sha256 hash (hashes "
                             "are the lock; re-run `uv lock`, or pass --allow-unhashed)")
-        files.append(LockedFile(sha256=digest.lower(), filename=filename,
+        files.append(LockedFile(sha256=digest, filename=filename,
                                 url=url if "url" in wheel else None,
                                 size=wheel.get("size")))
     sdist = entry.get("sdist")
     if isinstance(sdist, dict):
-        algo, _, digest = str(sdist.get("hash", "")).partition(":")
+        digest = sha256_hex(sdist.get("hash", ""))
         url = str(sdist.get("url") or sdist.get("path") or "")
-        if algo == "sha256" and len(digest) == 64:
-            files.append(LockedFile(sha256=digest.lower(), filename=url.rsplit("/", 1)[-1],
+        if digest is not None:
+            files.append(LockedFile(sha256=digest, filename=url.rsplit("/", 1)[-1],
                                     url=sdist.get("url"), size=sdist.get("size")))
     return tuple(files)
 
