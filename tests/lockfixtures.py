@@ -35,3 +35,11 @@ def build_fixture_wheels(spec: Path, dest: Path) -> dict[str, list[Path]]:
                            requires=w.get("requires", ()), extra_files=extra)
         out.setdefault(index, []).append(path)
     return out
+
+
+def serve_fixture_wheels(spec: Path, dest: Path, index_server) -> list[Path]:
+    """Build the wheels of a one-index `spec` into `dest` and publish them on `index_server`."""
+    built = build_fixture_wheels(spec, dest)["default"]
+    for path in built:
+        index_server.add(path)
+    return built

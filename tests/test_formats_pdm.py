@@ -13,9 +13,10 @@ import json
 from pathlib import Path
 
 import pytest
+from lockfixtures import serve_fixture_wheels
 from reqpins import pins
 from venvs import pip_freeze
-from wheelfactory import build_wheel, sha256_of
+from wheelfactory import sha256_of
 
 from wheelhouse_bundler import locks, targets
 from wheelhouse_bundler.cli import main
@@ -136,10 +137,7 @@ def test_target_outside_the_locked_targets_is_refused(project, capsys) -> None:
 
 def test_bundle_and_offline_install_with_real_pip(tmp_path, index_server, clean_environ,
                                                   capsys) -> None:
-    for w in json.loads((DATA / "wheels.json").read_text())["wheels"]:
-        index_server.add(build_wheel(tmp_path / "wheels", w["name"], w["version"],
-                                     w.get("tag", "py3-none-any"),
-                                     requires=w.get("requires", ())))
+    serve_fixture_wheels(DATA / "wheels.json", tmp_path / "wheels", index_server)
     root = copy_project(tmp_path / "project", index_server.base_url)
     out = tmp_path / "pdm.tar"
     assert cli("bundle", root, "-t", "host", "-o", out, "--index-url", index_server.url,

@@ -15,9 +15,10 @@ import json
 from pathlib import Path
 
 import pytest
+from lockfixtures import serve_fixture_wheels
 from reqpins import pins
 from venvs import pip_freeze
-from wheelfactory import build_wheel, sha256_of
+from wheelfactory import sha256_of
 
 from wheelhouse_bundler import locks, select, targets
 from wheelhouse_bundler.cli import main
@@ -42,10 +43,7 @@ def cli(*args: object) -> int:
 
 
 def _serve(tmp_path: Path, index_server) -> None:
-    for w in json.loads((DATA / "wheels.json").read_text())["wheels"]:
-        index_server.add(build_wheel(tmp_path / "wheels", w["name"], w["version"],
-                                     w.get("tag", "py3-none-any"),
-                                     requires=w.get("requires", ())))
+    serve_fixture_wheels(DATA / "wheels.json", tmp_path / "wheels", index_server)
 
 
 def _project(tmp_path: Path, base_url: str, version: str) -> Path:

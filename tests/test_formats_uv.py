@@ -13,9 +13,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from lockfixtures import serve_fixture_wheels
 from reqpins import pins
 from venvs import pip_freeze
-from wheelfactory import build_wheel, sha256_of
+from wheelfactory import sha256_of
 
 from wheelhouse_bundler import locks, select, targets
 from wheelhouse_bundler.cli import main
@@ -40,10 +41,7 @@ def cli(*args: object) -> int:
 @pytest.fixture
 def project(tmp_path: Path, index_server, clean_environ) -> Path:
     """The fixture project with its real uv.lock, served by the test index."""
-    for w in json.loads((DATA / "wheels.json").read_text())["wheels"]:
-        index_server.add(build_wheel(tmp_path / "wheels", w["name"], w["version"],
-                                     w.get("tag", "py3-none-any"),
-                                     requires=w.get("requires", ())))
+    serve_fixture_wheels(DATA / "wheels.json", tmp_path / "wheels", index_server)
     root = tmp_path / "project"
     root.mkdir()
     shutil.copy(DATA / "pyproject.toml", root / "pyproject.toml")
