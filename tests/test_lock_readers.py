@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import textwrap
 from pathlib import Path
 
@@ -176,7 +177,9 @@ REQS = f"""\
 
 
 def test_requirements_pins_hashes_and_markers(tmp_path: Path) -> None:
-    lock = locks.load(write(tmp_path, "requirements.txt", REQS), default=DEFAULT)
+    path = write(tmp_path, "requirements.txt", REQS)
+    lock = locks.load(path, default=DEFAULT)
+    assert lock.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()  # what made the bundle
     assert [(str(p.name), str(p.version)) for p in lock.packages] == [("alpha", "1.0"),
                                                                        ("win-only", "2.0")]
     alpha = lock.packages[0]

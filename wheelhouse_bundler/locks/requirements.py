@@ -118,9 +118,9 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
             key, _, value = opt.partition("=")
             if key != "--hash":
                 raise LockError(path, f"{req.name}: unsupported option {key}", number)
-            if (digest := sha256_hex(value)) is None:
+            if (hexdigest := sha256_hex(value)) is None:
                 raise LockError(path, f"{req.name}: only sha256 hashes are accepted", number)
-            hashes.append(digest)
+            hashes.append(hexdigest)
         if not hashes and not allow_unhashed:
             raise LockError(path, f"{req.name}=={version} has no --hash (hashes are the lock)",
                             number)
