@@ -6,17 +6,10 @@ stopped depending on click) is exactly what an in-process shortcut could hide.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+from clirun import run_cli
 
 from wheelhouse_bundler import __version__
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "wheelhouse_bundler", *args],
-                          capture_output=True, text=True, check=False)
 
 
 @pytest.mark.parametrize(("args", "says"), [
@@ -26,7 +19,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     (("no-such-command",), "No such command 'no-such-command'"),
 ])
 def test_usage_errors_exit_2_with_one_error_line(args: tuple[str, ...], says: str) -> None:
-    done = run(*args)
+    done = run_cli(*args)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if "Error" in line]
@@ -34,8 +27,8 @@ def test_usage_errors_exit_2_with_one_error_line(args: tuple[str, ...], says: st
 
 
 def test_version_option_and_command_agree() -> None:
-    assert run("--version").stdout.strip() == __version__
-    assert run("version").stdout.strip() == __version__
+    assert run_cli("--version").stdout.strip() == __version__
+    assert run_cli("version").stdout.strip() == __version__
 
 
 COMMANDS = ("export", "bundle", "download", "verify", "inspect", "diff", "audit", "install",
@@ -43,10 +36,10 @@ COMMANDS = ("export", "bundle", "download", "verify", "inspect", "diff", "audit"
 
 
 def test_every_command_has_help_with_an_example() -> None:
-    listed = run("--help").stdout
+    listed = run_cli("--help").stdout
     for command in COMMANDS:
         assert command in listed
-        done = run(command, "--help")
+        done = run_cli(command, "--help")
         assert done.returncode == 0, done.stderr
         assert "Example" in done.stdout and f"wheelhouse-bundler {command} " in done.stdout, \
             command

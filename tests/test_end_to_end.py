@@ -11,24 +11,15 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from clirun import cli_offline
 from locktext import Pin, hashed_requirements, poetry_lock, pyproject
 from wheelfactory import build_wheel
 
 from wheelhouse_bundler.cli import main
 
-HAS_UNSHARE = shutil.which("unshare") is not None and subprocess.run(
-    ["unshare", "-n", "true"], capture_output=True, check=False).returncode == 0
-
 
 def cli(*args: str) -> int:
     return main([str(a) for a in args])
-
-
-def cli_offline(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """The CLI as an operator runs it on the target: a separate process with no network."""
-    prefix = ["unshare", "-n"] if HAS_UNSHARE else []
-    return subprocess.run([*prefix, sys.executable, "-m", "wheelhouse_bundler", *map(str, args)],
-                          capture_output=True, text=True, env=env, check=False)
 
 
 @pytest.fixture

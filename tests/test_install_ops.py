@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import venvs
+from clirun import run_cli
 from indexserver import IndexServer
 from locktext import Pin, hashed_requirements
 from packaging.utils import parse_wheel_filename
@@ -25,12 +26,6 @@ from wheelhouse_bundler.cli import main
 REAL_UV = next(iter(sorted((Path(sys.prefix) / "share" / "test-wheels").glob("uv-*.whl"))),
                None)
 """uv's real wheel for this machine, downloaded by scripts/test (tests never download)."""
-
-
-def run_cli(*args: object, preexec_fn=None) -> subprocess.CompletedProcess[str]:
-    """The CLI as an operator runs it: its own process, its own exit code and stderr."""
-    return subprocess.run([sys.executable, "-m", "wheelhouse_bundler", *map(str, args)],
-                          capture_output=True, text=True, check=False, preexec_fn=preexec_fn)
 
 
 def make_bundle(out: Path, wheels: list[Path], index: IndexServer, cache: Path,

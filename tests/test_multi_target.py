@@ -7,7 +7,6 @@ Python comes from pyenv (3.12), and tests that need it skip cleanly where it is 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -15,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from clirun import cli_offline
 from locktext import Pin, poetry_lock, pyproject
 from test_targets import pyenv_python
 from wheelfactory import sha256_of
@@ -27,19 +27,10 @@ from wheelhouse_bundler.model import Manifest, ManifestFile, ManifestTarget
 
 LINUX = "cp311-manylinux_2_28_x86_64"
 WINDOWS = "cp313-win_amd64"
-HAS_UNSHARE = shutil.which("unshare") is not None and subprocess.run(
-    ["unshare", "-n", "true"], capture_output=True, check=False).returncode == 0
 
 
 def cli(*args: object) -> int:
     return main([str(a) for a in args])
-
-
-def cli_offline(*args: object) -> subprocess.CompletedProcess[str]:
-    """The CLI as an operator runs it on the target: a separate process with no network."""
-    prefix = ["unshare", "-n"] if HAS_UNSHARE else []
-    return subprocess.run([*prefix, sys.executable, "-m", "wheelhouse_bundler", *map(str, args)],
-                          capture_output=True, text=True, check=False)
 
 
 def project(root: Path, pins: list[Pin], config: str = "") -> Path:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+from clirun import cli_offline
 from locktext import Pin, hashed_requirements, poetry_lock
 from wheelfactory import wheel_filename
 
@@ -24,8 +23,6 @@ from wheelhouse_bundler.cli import main
 
 pytest.importorskip("hatchling")
 
-HAS_UNSHARE = shutil.which("unshare") is not None and subprocess.run(
-    ["unshare", "-n", "true"], capture_output=True, check=False).returncode == 0
 WINDOWS = "cp311-win_amd64"
 
 PYPROJECT = """\
@@ -46,12 +43,6 @@ packages = ["myapp"]
 
 def cli(*args: object) -> int:
     return main([str(a) for a in args])
-
-
-def cli_offline(*args: object) -> subprocess.CompletedProcess[str]:
-    prefix = ["unshare", "-n"] if HAS_UNSHARE else []
-    return subprocess.run([*prefix, sys.executable, "-m", "wheelhouse_bundler", *map(str, args)],
-                          capture_output=True, text=True, check=False)
 
 
 @pytest.fixture

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clirun import HAS_UNSHARE, run_cli
 from locktext import Pin, hashed_requirements
 
 from wheelhouse_bundler.cli import main
-
-HAS_UNSHARE = shutil.which("unshare") is not None and subprocess.run(
-    ["unshare", "-n", "true"], capture_output=True, check=False).returncode == 0
-
-
-def run_cli(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "wheelhouse_bundler", *map(str, args)],
-                          capture_output=True, text=True, check=False)
 
 
 @pytest.fixture

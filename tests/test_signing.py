@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import venvs
+from clirun import run_cli
 from indexserver import IndexServer
 from locktext import Pin, hashed_requirements
 from wheelfactory import build_wheel
@@ -98,11 +98,6 @@ def bundle_cmd(w: World, out: Path, *extra: object) -> int:
 
 def cli(*args: object) -> int:
     return main([str(a) for a in args])
-
-
-def run_cli(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "wheelhouse_bundler", *map(str, args)],
-                          capture_output=True, text=True, check=False)
 
 
 def copy_bundle(src: Path, dest_dir: Path, sig: bool = True) -> Path:
