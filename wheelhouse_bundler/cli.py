@@ -155,9 +155,9 @@ def _fetch_line(f: Any) -> str:
 class _Bar:
     """tqdm on stderr for bytes, with files done in the postfix; silent off a terminal."""
 
-    def __init__(self, quiet: bool, total_files: int | None = None) -> None:
+    def __init__(self, quiet: bool) -> None:
         self._bar: Any = None
-        if not (quiet or not sys.stderr.isatty()):
+        if not quiet and sys.stderr.isatty():
             # Imported only for a terminal: even disabled, a tqdm starts its monitor thread.
             from tqdm import tqdm
 
@@ -229,9 +229,9 @@ NoOwnOpt = Annotated[bool, typer.Option(
 NoIsolationOpt = Annotated[bool, typer.Option(
     "--no-isolation", help="Build the own wheel with the build backend installed beside this "
     "tool (`python -m build --no-isolation`) instead of fetching it into a fresh env.")]
-OsvDbOpt = Annotated[Path | None, typer.Option(
-    "--osv-db", help="OSV advisory dump: a zip of <ID>.json records (the PyPI all.zip OSV "
-    "publishes) or a folder of OSV JSON files. Read offline.")]
+_OSV_DB_HELP = ("OSV advisory dump: a zip of <ID>.json records (the PyPI all.zip OSV "
+                "publishes) or a folder of OSV JSON files. Read offline.")
+OsvDbOpt = Annotated[Path | None, typer.Option("--osv-db", help=_OSV_DB_HELP)]
 IgnoreVulnOpt = Annotated[list[str] | None, typer.Option(
     "--ignore-vuln", metavar="ID", help="Accept an advisory (its ID or an alias), "
     "repeatable; bundle records each acceptance in the manifest.")]
@@ -482,9 +482,7 @@ def audit(
     source: Annotated[Path, typer.Argument(
         metavar="SOURCE",
         help="A bundle (.tar, .tar.gz; verified first) or a lock file / project folder.")],
-    osv_db: Annotated[Path, typer.Option(
-        "--osv-db", help="OSV advisory dump: a zip of <ID>.json records (the PyPI all.zip "
-        "OSV publishes) or a folder of OSV JSON files. Read offline.")],
+    osv_db: Annotated[Path, typer.Option("--osv-db", help=_OSV_DB_HELP)],
     ignore_vuln: IgnoreVulnOpt = None, fmt: FormatOpt = None, json_out: JsonOpt = False,
 ) -> None:
     """Match every pinned version against an OSV advisory dump, offline.

@@ -176,11 +176,12 @@ def _resumes_at(response: httpx.Response, offset: int) -> bool:
 
 
 def _remember(cache: Cache, files: list[LockedFile]) -> None:
-    named = [f for f in files if f.filename and f.url]
-    for f in named:
-        assert f.filename is not None and f.url is not None
-        cache.remember(f.sha256, f.filename, strip_credentials(f.url))
-    cache.remember_names({f.sha256: f.filename for f in named if f.filename})
+    names = {}
+    for f in files:
+        if f.filename and f.url:
+            cache.remember(f.sha256, f.filename, strip_credentials(f.url))
+            names[f.sha256] = f.filename
+    cache.remember_names(names)
 
 
 def fetch_all(client: LazyClient, cache: Cache, items: list[tuple[LockedFile, Source | None]],
