@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.register_assert_rewrite("lockfixtures")  # its assert helpers report like tests
+
 _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)

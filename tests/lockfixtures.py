@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from wheelfactory import build_wheel, dist_name
+from venvs import pip_freeze
+from wheelfactory import build_wheel, dist_name, sha256_of
+
+from wheelhouse_bundler.cli import main
 
 
 def _metadata(w: dict) -> bytes:
@@ -43,3 +46,16 @@ def serve_fixture_wheels(spec: Path, dest: Path, index_server) -> list[Path]:
     for path in built:
         index_server.add(path)
     return built
+
+
+def assert_installs_as_bundled(bundle: Path, files: dict[str, dict], servers: list,
+                               tmp_path: Path) -> None:
+    """Every bundled file (`files`: inspect --json's packages by name) is the one an index
+    served; with the indexes stopped, the bundle installs offline to exactly its versions."""
+    served = {p.name: sha256_of(p) for s in servers for p in s.root.glob("*.whl")}
+    assert all(served[f["filename"]] == f["sha256"] for f in files.values())
+    for server in servers:
+        server.stop()
+    venv = tmp_path / "target" / "venv"
+    assert main(["install", str(bundle), "--venv", str(venv), "--no-smoke", "-q"]) == 0
+    assert pip_freeze(venv / "bin" / "python") == {n: f["version"] for n, f in files.items()}

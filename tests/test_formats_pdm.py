@@ -13,10 +13,8 @@ import json
 from pathlib import Path
 
 import pytest
-from lockfixtures import serve_fixture_wheels
+from lockfixtures import assert_installs_as_bundled, serve_fixture_wheels
 from reqpins import pins
-from venvs import pip_freeze
-from wheelfactory import sha256_of
 
 from wheelhouse_bundler import locks, targets
 from wheelhouse_bundler.cli import main
@@ -153,13 +151,7 @@ def test_bundle_and_offline_install_with_real_pip(tmp_path, index_server, clean_
     expected |= {"penguin"} if host["sys_platform"] == "linux" else set()
     assert set(files) == expected and summary["files"] == len(files)
     assert files["forky"]["version"] == ("1.0" if host["python_version"] == "3.11" else "2.0")
-    served = {p.name: sha256_of(p) for p in index_server.root.iterdir()}
-    assert all(served[f["filename"]] == f["sha256"] for f in files.values())
-    index_server.stop()
-    venv = tmp_path / "target" / "venv"
-    assert cli("install", out, "--venv", venv, "--no-smoke", "-q") == 0
-    got = pip_freeze(venv / "bin" / "python")
-    assert got == {n: f["version"] for n, f in files.items()}
+    assert_installs_as_bundled(out, files, [index_server], tmp_path)
 
 
 # ---- bad input, each an exit 2 with one line naming the file ---------------------------

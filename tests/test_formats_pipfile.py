@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 from conftest import AUTH
-from lockfixtures import build_fixture_wheels
+from lockfixtures import assert_installs_as_bundled, build_fixture_wheels
 from reqpins import pins
-from venvs import pip_freeze
 from wheelfactory import sha256_of
 
 from wheelhouse_bundler import locks, targets
@@ -129,14 +128,7 @@ def test_bundle_and_offline_install_with_real_pip(project, index_server, auth_in
     files = {p["name"]: p for p in json.loads(capsys.readouterr().out)["packages"]}
     assert set(files) == {"alpha", "beta", "corpkit", "devhelper", "devtool", "nixonly",
                           "speedy"}
-    served = {p.name: sha256_of(p) for p in (tmp_path / "wheels").rglob("*.whl")}
-    assert all(served[f["filename"]] == f["sha256"] for f in files.values())
-    index_server.stop()
-    auth_index_server.stop()
-    venv = tmp_path / "target" / "venv"
-    assert cli("install", out, "--venv", venv, "--no-smoke", "-q") == 0
-    got = pip_freeze(venv / "bin" / "python")
-    assert got == {n: f["version"] for n, f in files.items()}
+    assert_installs_as_bundled(out, files, [index_server, auth_index_server], tmp_path)
 
 
 # ---- bad input, each an exit 2 with one line naming the file ---------------------------

@@ -15,10 +15,8 @@ import json
 from pathlib import Path
 
 import pytest
-from lockfixtures import serve_fixture_wheels
+from lockfixtures import assert_installs_as_bundled, serve_fixture_wheels
 from reqpins import pins
-from venvs import pip_freeze
-from wheelfactory import sha256_of
 
 from wheelhouse_bundler import locks, select, targets
 from wheelhouse_bundler.cli import main
@@ -136,13 +134,7 @@ def test_bundle_from_source_and_offline_install(index_server, tmp_path, clean_en
     assert cli("inspect", out, "--json") == 0
     files = {p["name"]: p for p in json.loads(capsys.readouterr().out)["packages"]}
     assert set(files) == {"alpha", "beta", "deep", "gamma", "speedy", "yamlish"}
-    served = {p.name: sha256_of(p) for p in index_server.root.iterdir()}
-    assert all(served[f["filename"]] == f["sha256"] for f in files.values())
-    index_server.stop()
-    venv = tmp_path / "target" / "venv"
-    assert cli("install", out, "--venv", venv, "--no-smoke", "-q") == 0
-    got = pip_freeze(venv / "bin" / "python")
-    assert got == {n: f["version"] for n, f in files.items()}
+    assert_installs_as_bundled(out, files, [index_server], tmp_path)
 
 
 def test_groups_of_21_lock_select_like_poetry(projects) -> None:

@@ -13,10 +13,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from lockfixtures import serve_fixture_wheels
+from lockfixtures import assert_installs_as_bundled, serve_fixture_wheels
 from reqpins import pins
-from venvs import pip_freeze
-from wheelfactory import sha256_of
 
 from wheelhouse_bundler import locks, select, targets
 from wheelhouse_bundler.cli import main
@@ -120,13 +118,7 @@ def test_bundle_and_offline_install_with_real_pip(project, index_server, tmp_pat
     assert set(files) == {"alpha", "beta", "deep", "devtool", "forky", "gamma", "speedy",
                           "yamlish"}
     assert summary["files"] == len(files)
-    served = {p.name: sha256_of(p) for p in (index_server.root).iterdir()}
-    assert all(served[f["filename"]] == f["sha256"] for f in files.values())
-    index_server.stop()
-    venv = tmp_path / "target" / "venv"
-    assert cli("install", out, "--venv", venv, "--no-smoke", "-q") == 0
-    got = pip_freeze(venv / "bin" / "python")
-    assert got == {n: f["version"] for n, f in files.items()}
+    assert_installs_as_bundled(out, files, [index_server], tmp_path)
 
 
 def _inspect(bundle: Path, capsys) -> dict:
