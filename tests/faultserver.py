@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import ssl
 import threading
 import time
 from collections import defaultdict
@@ -35,12 +36,15 @@ class FaultServer:
     "stall:S" (sleep S seconds before answering), "wrong" (other bytes, same length).
     When a file's list runs out, it is served normally. A project's index page takes
     "stall:S" too, under the key "page:<project>".
+
+    With `tls` (a server-side SSLContext) it speaks HTTPS instead, and `url` says so.
     """
 
     root: Path
     faults: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     seen: list[Seen] = field(default_factory=list)
     ranges: bool = True
+    tls: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
         server = self
@@ -60,12 +64,15 @@ class FaultServer:
 
         self._httpd = Quiet(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
+        if self.tls is not None:  # the handshake then runs in accept(), on the serving thread
+            self._httpd.socket = self.tls.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._lock = threading.Lock()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/simple/"
+        scheme = "http" if self.tls is None else "https"
+        return f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}/simple/"
 
     def __enter__(self) -> FaultServer:
         self._thread.start()

@@ -7,6 +7,7 @@ source's host only) and how a failure reads: the URL redacted, the source named.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import ssl
@@ -44,25 +45,63 @@ def make_client(jobs: int = 16, cert: str | None = None, client_cert: str | None
     """
     import httpx
 
-    cafile = cert or os.environ.get("PIP_CERT")
-    verify: ssl.SSLContext | bool = True
-    if cafile or client_cert:
-        try:
-            verify = ssl.create_default_context(cafile=cafile)
-            if client_cert:
-                verify.load_cert_chain(client_cert)
-        except (OSError, ssl.SSLError) as exc:
-            raise UsageError(f"{client_cert or cafile}: cannot load certificate: {exc}"
-                             ) from exc
     return httpx.Client(
         http2=False,
-        verify=verify,
+        verify=tls_context(cert, client_cert),
         trust_env=True,
         follow_redirects=True,
         timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
         limits=httpx.Limits(max_connections=jobs, max_keepalive_connections=jobs),
         headers={"User-Agent": USER_AGENT},
     )
+
+
+_tls: dict[tuple[str | None, ...], ssl.SSLContext] = {}
+_tls_lock = threading.Lock()
+
+
+def tls_context(cert: str | None = None, client_cert: str | None = None) -> ssl.SSLContext:
+    """The TLS context for these options, made once per process (see `preload_tls`)."""
+    cafile = cert or os.environ.get("PIP_CERT")
+    key = (cafile, client_cert, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    with _tls_lock:  # a preload under way finishes first; then its context is shared
+        if key not in _tls:
+            _tls[key] = _new_tls_context(cafile, client_cert)
+        return _tls[key]
+
+
+def _new_tls_context(cafile: str | None, client_cert: str | None) -> ssl.SSLContext:
+    import httpx
+
+    try:
+        if cafile:
+            context = ssl.create_default_context(cafile=cafile)
+        else:  # httpx's own choice: SSL_CERT_FILE, SSL_CERT_DIR, else certifi's bundle
+            context = httpx.create_ssl_context(trust_env=True)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"{cafile}: cannot load certificate: {exc}") from exc
+    if client_cert:
+        try:
+            context.load_cert_chain(client_cert)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"{client_cert}: cannot load certificate: {exc}") from exc
+    return context
+
+
+def preload_tls(cert: str | None = None, client_cert: str | None = None) -> None:
+    """Start making the TLS context on a thread, for a command about to use the network.
+
+    Loading a CA bundle takes some 50 ms, and OpenSSL does it without holding the GIL,
+    so it can run beside the imports of a command's start-up instead of delaying its
+    first request. A failure here is left for the first request to raise again. Not a
+    daemon thread: one still importing httpx while the interpreter shuts down (a command
+    that fails at once) can crash the process; the exit waits the few ms instead.
+    """
+    def load() -> None:
+        with contextlib.suppress(Exception):  # raised again, in context, by the real use
+            tls_context(cert, client_cert)
+
+    threading.Thread(target=load, name="preload-tls").start()
 
 
 class LazyClient:
@@ -136,6 +175,8 @@ def stream(client: LazyClient | httpx.Client, url: str, source: Source | None,
             request = http.build_request("GET", url, headers=headers)
             response = http.send(request, stream=True, auth=_auth(source, url))
         except httpx.TransportError as exc:
+            if _tls_failure(exc) is not None:  # a certificate does not change on a retry
+                raise NetworkError(f"{redact(url)}: {describe(exc)}") from exc
             last = exc
         else:
             if response.status_code not in RETRY_STATUS or attempt == ATTEMPTS - 1:
@@ -149,10 +190,29 @@ def stream(client: LazyClient | httpx.Client, url: str, source: Source | None,
     raise NetworkError(f"{redact(url)}: {describe(last)} (after {ATTEMPTS} attempts)")
 
 
+def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind a transport error, if that is what it was (httpx wraps it)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def describe(exc: Exception | None) -> str:
     """A short human reason for a transport failure, free of any URL credentials."""
     import httpx
 
+    tls = _tls_failure(exc) if exc is not None else None
+    if isinstance(tls, ssl.SSLCertVerificationError):
+        return (f"the server's TLS certificate is not trusted ({tls.verify_message}); "
+                "give its CA with --cert, PIP_CERT or SSL_CERT_FILE")
+    if tls is not None:
+        reason = tls.reason or str(tls)
+        hint = "; the server wants a client certificate (--client-cert)" \
+            if "CERTIFICATE_REQUIRED" in reason.upper() else ""
+        return f"TLS failed: {reason.lower().replace('_', ' ')}{hint}"
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
     if isinstance(exc, httpx.ConnectError):
