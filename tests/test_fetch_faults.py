@@ -145,3 +145,28 @@ def test_offline_names_what_the_cache_lacks(tmp_path, wheel_factory, clean_envir
                "http://127.0.0.1:9/simple/", "--cache-dir", tmp_path / "empty") == 4
     err = capsys.readouterr().err
     assert "--offline" in err and w.name in err
+
+
+def test_failed_download_leaves_the_folder_as_it_was(setup, tmp_path) -> None:
+    """Wheels are copied out while others are still arriving; a failure takes them back.
+
+    The small wheel is answered with a 500 twice (a retry waits at least 0.375 s) and
+    then with wrong bytes, so the big one is in the folder well before the run fails.
+    """
+    server, root, big, small = setup
+    server.faults[small.name] = ["500", "500", "wrong", "wrong"]
+    fresh = tmp_path / "fresh"
+    assert cli("download", root, "-d", fresh, "--index-url", server.url,
+               "--cache-dir", tmp_path / "cache", "-q") == 3
+    assert len(server.files_requested(big.name)) == 1  # it did arrive
+    assert not fresh.exists()
+
+    server.faults[small.name] = ["500", "500", "wrong", "wrong"]
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "notes.txt").write_text("mine")
+    (used / big.name).write_bytes(b"an older download, cut short")
+    assert cli("download", root, "-d", used, "--index-url", server.url,
+               "--cache-dir", tmp_path / "cache2", "-q") == 3
+    assert sorted(p.name for p in used.iterdir()) == [big.name, "notes.txt"]
+    assert (used / big.name).read_bytes() == big.read_bytes()  # rewritten, verified, kept

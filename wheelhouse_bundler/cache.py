@@ -36,6 +36,25 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _put(path: Path, data: bytes) -> None:
+    """A small file, whole or not at all: written under a name private to this process
+    and thread, then renamed into place (cheaper than mkstemp, which matters when a
+    cold build records a few hundred of these)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 class HashingWriter:
     """Writes to a file while hashing, so the hash costs no second pass over the bytes."""
 
@@ -87,40 +106,36 @@ class Cache:
         With them a rebuild of an unchanged lock, or an `--offline` one, needs no index:
         the name is what the bundle stores and the origin is what the manifest records.
         """
-        meta = self.path(sha256).with_suffix(".json")
-        fd, tmp = tempfile.mkstemp(prefix=".meta-", dir=meta.parent)
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"filename": filename, "origin": origin}, fh, sort_keys=True)
-        os.replace(tmp, meta)
+        _put(self.path(sha256).with_suffix(".json"),
+             json.dumps({"filename": filename, "origin": origin}, sort_keys=True).encode())
 
     def remember_names(self, names: dict[str, str]) -> None:
         """File names an index gave for hashes a lock lists, so a rebuild need not ask."""
-        root = self.root / "names"
         for sha256, filename in names.items():
-            path = root / sha256[:2] / sha256
-            if path.is_file():
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".name-", dir=path.parent)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(filename)
-            os.replace(tmp, path)
+            path = self.root / "names" / sha256[:2] / sha256
+            if not path.is_file():
+                _put(path, filename.encode())
 
     def name_of(self, sha256: str) -> str | None:
         try:
             return (self.root / "names" / sha256[:2] / sha256).read_text() or None
         except OSError:
+            pass
+        known = self._meta(sha256)  # a downloaded file's name is kept with its origin
+        return known[0] if known else None
+
+    def _meta(self, sha256: str) -> tuple[str, str] | None:
+        try:
+            meta = json.loads(self.path(sha256).with_suffix(".json").read_text())
+            return str(meta["filename"]), str(meta["origin"])
+        except (OSError, ValueError, KeyError):
             return None
 
     def known(self, sha256: str) -> tuple[str, str] | None:
         """(filename, origin) of a cached file, or None if the bytes or the facts are absent."""
         if self.get(sha256) is None:
             return None
-        try:
-            meta = json.loads(self.path(sha256).with_suffix(".json").read_text())
-            return str(meta["filename"]), str(meta["origin"])
-        except (OSError, ValueError, KeyError):
-            return None
+        return self._meta(sha256)
 
     @contextmanager
     def writer(self, sha256: str, label: str) -> Iterator[HashingWriter]:

@@ -6,6 +6,8 @@ Exit codes: 0 ok, 1 internal bug, 2 bad input or usage, 3 integrity failure,
 
 from __future__ import annotations
 
+import copy
+import gc
 import json
 import sys
 import threading
@@ -275,6 +277,7 @@ def bundle(
     json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Export, download every wheel (hash-checked) and pack one deterministic tarball."""
+    _preload_tls(offline, cert, client_cert)
     from dataclasses import replace
 
     from .pipeline import build_signed, default_output
@@ -339,6 +342,7 @@ def download(
     json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Download each target's wheels (hash-checked) into a folder, without bundling."""
+    _preload_tls(offline, cert, client_cert)
     from .pipeline import download as run_download
 
     _Out.quiet = quiet
@@ -693,6 +697,14 @@ def version_cmd() -> None:
     typer.echo(__version__)
 
 
+def _preload_tls(offline: bool, cert: Path | None, client_cert: Path | None) -> None:
+    """Before the heavy imports of a command that will likely fetch: see net.preload_tls."""
+    if not offline:
+        from .net import preload_tls
+
+        preload_tls(str(cert) if cert else None, str(client_cert) if client_cert else None)
+
+
 def _usage_errors() -> tuple[type[Exception], ...]:
     """typer up to 0.27 raises click's exceptions; 0.28 carries its own click, whose
     usage errors all derive from `typer.TyperException`."""
@@ -707,10 +719,31 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 _USAGE_ERRORS = _usage_errors()
 
 
+def _app_for(args: list[str]) -> typer.Typer:
+    """The app with only the command being run, when the arguments name one.
+
+    typer turns every command's signature into click parameters on each start, 13
+    commands' worth (a sixth of a `--version`'s time); the one being run is enough.
+    Anything else (root options, help, a misspelt command) gets the whole app, so its
+    help and its "no such command" list every command.
+    """
+    if not args or args[0].startswith("-"):
+        return app
+    chosen = [c for c in app.registered_commands
+              if (c.name or (c.callback and c.callback.__name__.lower().replace("_", "-")))
+              == args[0]]
+    if len(chosen) != 1:
+        return app
+    one = copy.copy(app)
+    one.registered_commands = chosen
+    return one
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, mapping every expected failure to one line and a code."""
+    args = sys.argv[1:] if argv is None else argv
     try:
-        result = app(args=argv, standalone_mode=False)
+        result = _app_for(args)(args=args, standalone_mode=False)
         if result == 130:  # typer turns Ctrl-C into a silent Exit(130)
             typer.echo("wheelhouse-bundler: interrupted", err=True)
         return result if isinstance(result, int) else 0
@@ -741,4 +774,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    code = main()
+    # The interpreter's last garbage collections walk every object the imports made
+    # (httpx, packaging, typer: a tenth of a second here) only to find nothing to free
+    # before the process ends anyway. Frozen objects are skipped; everything is still
+    # closed and flushed as usual.
+    gc.freeze()
+    sys.exit(code)

@@ -176,21 +176,20 @@ def _resumes_at(response: httpx.Response, offset: int) -> bool:
 
 
 def _remember(cache: Cache, files: list[LockedFile]) -> None:
-    names = {}
     for f in files:
         if f.filename and f.url:
             cache.remember(f.sha256, f.filename, strip_credentials(f.url))
-            names[f.sha256] = f.filename
-    cache.remember_names(names)
 
 
 def fetch_all(client: LazyClient, cache: Cache, items: list[tuple[LockedFile, Source | None]],
-              jobs: int = 16, progress: Progress | None = None, locate: Locate | None = None
+              jobs: int = 16, progress: Progress | None = None, locate: Locate | None = None,
+              then: Callable[[Fetched], None] | None = None
               ) -> tuple[dict[str, Fetched], FetchSummary]:
     """Fetch each distinct file once; the first failure cancels what has not started.
 
     `locate` gives a file without a URL its URL (from its index page) just before the
-    download, inside the same worker.
+    download, inside the same worker; `then` runs in the worker once the file is in the
+    cache (a failure there fails the fetch like a failed transfer).
     """
     start = time.monotonic()
     report = progress or _Silent()
@@ -204,6 +203,8 @@ def fetch_all(client: LazyClient, cache: Cache, items: list[tuple[LockedFile, So
         got = fetch_one(client, cache, file, source, report, locate, stop)
         if not got.from_cache:
             downloaded.append(got.file)
+        if then is not None:
+            then(got)
         return got
 
     try:

@@ -58,3 +58,28 @@ def run_all(fn: Callable[[T], R], items: Sequence[T], jobs: int,
     if errors:
         raise errors[0]
     return results  # type: ignore[return-value]  # every slot is filled when no error
+
+
+def in_background(fn: Callable[[], None]) -> Callable[[], None]:
+    """Start `fn` on a daemon thread; the function returned waits for it, raising its error.
+
+    For side work (bookkeeping writes) that may run beside the transfers instead of
+    before or after them.
+    """
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            fn()
+        except BaseException as exc:  # handed to whoever waits
+            failed.append(exc)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+
+    def wait() -> None:
+        thread.join()
+        if failed:
+            raise failed[0]
+
+    return wait

@@ -6,6 +6,7 @@ nor decides policy, so the CLI and the tests drive the same path.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -13,8 +14,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -26,11 +27,12 @@ from . import targets as targets_mod
 from .cache import Cache, default_root
 from .errors import NetworkError, UsageError
 from .export import render
+from .fetch import Fetched as FetchedFile
 from .fetch import FetchSummary, Progress, fetch_all
 from .index import Index
 from .model import Lock, LockedFile, LockedPackage, Pick, Plan, Source
 from .net import LazyClient
-from .parallel import run_all
+from .parallel import in_background, run_all
 from .signing import Signature, preflight, sig_path, sign_bundle
 from .sources import check_not_in_argv, default_source
 from .verify import BOOTSTRAP
@@ -77,6 +79,7 @@ class Prepared:
     plans: list[Plan]
     groups: frozenset[str]
     extras: frozenset[str]
+    names: dict[str, str] = field(default_factory=dict)  # sha256 -> file name, from pages
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,10 @@ def client_for(opts: Options) -> LazyClient:
 
 def prepare(opts: Options, index: Index, cache: Cache | None = None) -> Prepared:
     """Read the lock and choose each target's wheels (asking the index only for names
-    that a hash-only lock leaves out and the cache does not know)."""
+    that a hash-only lock leaves out and the cache does not know).
+
+    The names the index gave are returned, for the caller to remember in the cache
+    when it suits it (a download does it beside its transfers)."""
     if opts.index_url:
         check_not_in_argv(opts.index_url, "--index-url")
     # Targets first: a bad spec or target file fails before any index is asked.
@@ -175,17 +181,16 @@ def prepare(opts: Options, index: Index, cache: Cache | None = None) -> Prepared
     if unnamed and opts.offline:
         raise NetworkError(f"--offline: the cache does not know the files of "
                            f"{', '.join(p.name for p in unnamed[:5])}; build once online")
+    names: dict[str, str] = {}
     if unnamed:
         named = _locate(index, unnamed, opts.jobs, only_names=True)
-        if cache is not None:
-            cache.remember_names({f.sha256: f.filename for p in named.values()
-                                  for f in p.files if f.filename})
+        names = {f.sha256: f.filename for p in named.values() for f in p.files if f.filename}
         lock = replace(lock, packages=tuple(named.get(p.name, p) for p in lock.packages))
     groups = select.choose_groups(lock, with_=opts.with_groups, without=opts.without_groups,
                                   only=opts.only_groups)
     extras = select.choose_extras(lock, opts.extras, opts.all_extras)
     plans = select.plan(lock, chosen, groups, extras)
-    return Prepared(lock, plans, groups, extras)
+    return Prepared(lock, plans, groups, extras, names)
 
 
 @dataclass(frozen=True)
@@ -200,8 +205,12 @@ class Fetched:
     network_seconds: float
 
 
-def fetch(opts: Options, progress: Progress | None = None) -> Fetched:
-    """Lock to plans, and every picked file in the cache with its hash checked."""
+def fetch(opts: Options, progress: Progress | None = None,
+          then: Callable[[FetchedFile], None] | None = None) -> Fetched:
+    """Lock to plans, and every picked file in the cache with its hash checked.
+
+    `then` is called with each file as soon as it is in the cache (from a worker thread).
+    """
     started = time.monotonic()
     cache = Cache(opts.cache_dir or default_root())
     with client_for(opts) as client:
@@ -226,7 +235,12 @@ def fetch(opts: Options, progress: Progress | None = None) -> Fetched:
 
         items: list[tuple[LockedFile, Source | None]] = [
             (pick.file, pick.package.source) for plan in prepared.plans for pick in plan.picks]
-        fetched, summary = fetch_all(client, cache, items, opts.jobs, progress, locate)
+        names_written = in_background(lambda: cache.remember_names(prepared.names))
+        try:
+            fetched, summary = fetch_all(client, cache, items, opts.jobs, progress, locate,
+                                         then)
+        finally:
+            names_written()
     plans = [Plan(plan.target, tuple(Pick(p.package, fetched[p.file.sha256].file)
                                      for p in plan.picks)) for plan in prepared.plans]
     return Fetched(prepared, plans, {sha: f.path for sha, f in fetched.items()},
@@ -290,25 +304,38 @@ def default_output(lock: Path, folder: Path) -> Path:
 
 
 def download(opts: Options, dest: Path, progress: Progress | None = None) -> Fetched:
-    """The picked wheels copied into `dest` (no bundle), each written whole or not at all."""
-    got = fetch(opts, progress)
-    dest.mkdir(parents=True, exist_ok=True)
-    wanted = {pick.file.filename: pick.file.sha256 for plan in got.plans for pick in plan.picks
-              if pick.file.filename}
+    """The picked wheels copied into `dest` (no bundle), each written whole or not at all.
 
-    def place(filename: str, sha256: str) -> None:
-        target = dest / filename
-        if target.is_file() and target.stat().st_size == got.sizes[sha256]:
+    Each wheel is copied out as soon as it is in the cache, while others are still on
+    the wire. Should the run fail, the wheels it had placed are removed again: `dest`
+    holds what it held before, and never a part of a lock's wheels presented as done.
+    """
+    created = not dest.is_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    placed: list[Path] = []
+
+    def place(got: FetchedFile) -> None:
+        assert got.file.filename is not None  # located before the download
+        target = dest / got.file.filename
+        existed = target.is_file()
+        if existed and target.stat().st_size == got.size:
             return
         # Not fsynced file by file: the verified original stays in the cache, and a
         # copy cut short by a crash has the wrong size, so the next run rewrites it.
-        with bundle.atomic_output(target, durable=False) as out, \
-                open(got.paths[sha256], "rb") as src:
+        with bundle.atomic_output(target, durable=False) as out, open(got.path, "rb") as src:
             copy_file(src, out)
+        if not existed:  # a file that was there stays, now with the verified bytes
+            placed.append(target)
 
-    # A few at once: the kernel copies (sendfile) without the GIL, so they overlap.
-    run_all(lambda item: place(*item), sorted(wanted.items()), min(opts.jobs, 4))
-    return got
+    try:
+        return fetch(opts, progress, then=place)
+    except BaseException:
+        for path in placed:
+            path.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):  # only if empty: it may hold other files now
+                dest.rmdir()
+        raise
 
 
 def copy_file(src: BinaryIO, out: BinaryIO) -> None:
@@ -415,8 +442,10 @@ def bootstrap_source() -> bytes:
 
 def export(opts: Options) -> dict[str, str]:
     """Requirements text per target name, every usable wheel's hash on each line."""
+    cache = Cache(opts.cache_dir or default_root())
     with client_for(opts) as client:
-        prepared = prepare(opts, Index(client), Cache(opts.cache_dir or default_root()))
+        prepared = prepare(opts, Index(client), cache)
+    cache.remember_names(prepared.names)
     out = {}
     for plan in prepared.plans:
         entries = [(p.package, select.ranked_wheels(p.package, plan.target)) for p in plan.picks]

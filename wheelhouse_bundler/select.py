@@ -8,9 +8,7 @@ whole table of (package, version, target) without a usable wheel at once.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from functools import lru_cache
 
-from packaging.tags import Tag
 from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
@@ -107,14 +105,9 @@ def walk(graph: Graph, target: Target, groups: Collection[str], extras: Collecti
     return {(n, v) for n, v, _ in seen} - graph.members
 
 
-@lru_cache(maxsize=64)
-def _rank(tags: tuple[Tag, ...]) -> dict[Tag, int]:
-    return {tag: i for i, tag in enumerate(tags)}
-
-
 def ranked_wheels(package: LockedPackage, target: Target) -> list[LockedFile]:
     """The package's wheels that install on the target, best first (pip's order)."""
-    rank = _rank(tuple(target.tags))
+    rank = target.tag_rank
     scored = []
     for f in package.files:
         if not f.is_wheel:

@@ -8,6 +8,7 @@ show passes through `redact` first.
 
 from __future__ import annotations
 
+import functools
 import netrc
 import os
 import re
@@ -126,12 +127,20 @@ def credentials_for(source: Source, url: str) -> tuple[str, str] | None:
 
 
 def _netrc_credentials(host: str) -> tuple[str, str] | None:
-    path = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    path = os.environ.get("NETRC") or str(Path.home() / ".netrc")
     try:
-        entry = netrc.netrc(path).authenticators(host)
+        st = os.stat(path)
+        entry = _parsed_netrc(path, st.st_mtime_ns, st.st_size).authenticators(host)
     except (OSError, netrc.NetrcParseError):
         return None
     if not entry:
         return None
     login, _, password = entry
     return login, password or ""
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_netrc(path: str, mtime_ns: int, size: int) -> netrc.netrc:
+    """Parsed once per version of the file, not once per request (a cold build makes
+    hundreds); the stat in the key notices an edit."""
+    return netrc.netrc(path)
