@@ -1,11 +1,11 @@
 """The CLI against a real HTTPS index: which CAs it trusts, client certificates, failures.
 
-net.py picks the CA bundle (--cert, else PIP_CERT, else httpx's choice: SSL_CERT_FILE,
+tls.py picks the CA bundle (--cert, else PIP_CERT, else httpx's choice: SSL_CERT_FILE,
 else SSL_CERT_DIR, else certifi) and loads --client-cert. A mistake there shows only over
 real TLS, so these tests run `bundle` against FaultServer speaking HTTPS on 127.0.0.1, with
 certificates made here by the openssl command line. Nothing reaches the internet.
 
-net._tls keeps one TLS context per process for each (CA file, client cert, SSL_CERT_FILE,
+tls.context keeps one TLS context per process for each (CA file, client cert, SSL_CERT_FILE,
 SSL_CERT_DIR). Every test therefore trusts its own copies of the CA files, under its own
 tmp_path, so no test can pass on a context another test made.
 """

@@ -698,11 +698,11 @@ def version_cmd() -> None:
 
 
 def _preload_tls(offline: bool, cert: Path | None, client_cert: Path | None) -> None:
-    """Before the heavy imports of a command that will likely fetch: see net.preload_tls."""
+    """Before the heavy imports of a command that will likely fetch: see tls.preload."""
     if not offline:
-        from .net import preload_tls
+        from .tls import preload
 
-        preload_tls(str(cert) if cert else None, str(client_cert) if client_cert else None)
+        preload(str(cert) if cert else None, str(client_cert) if client_cert else None)
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:

@@ -7,29 +7,22 @@ source's host only) and how a failure reads: the URL redacted, the source named.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
 import ssl
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .errors import NetworkError, UsageError
+from . import tls
+from .errors import NetworkError
 from .model import Source
 from .sources import credentials_for, redact
 
 if TYPE_CHECKING:  # httpx costs a tenth of a second to import: only when the network is used
     import httpx
 
-# httpx's __init__ imports its own command line (httpx._main), which loads rich, click and
-# pygments when they are installed, as they are here beside typer and pip-tools: a large
-# share of the start-up, for a CLI this tool never runs. A None entry makes that one
-# import fail the way httpx expects when its CLI extras are absent (it defines a stub).
-sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 ATTEMPTS = 4
@@ -47,61 +40,13 @@ def make_client(jobs: int = 16, cert: str | None = None, client_cert: str | None
 
     return httpx.Client(
         http2=False,
-        verify=tls_context(cert, client_cert),
+        verify=tls.context(cert, client_cert),
         trust_env=True,
         follow_redirects=True,
         timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
         limits=httpx.Limits(max_connections=jobs, max_keepalive_connections=jobs),
         headers={"User-Agent": USER_AGENT},
     )
-
-
-_tls: dict[tuple[str | None, ...], ssl.SSLContext] = {}
-_tls_lock = threading.Lock()
-
-
-def tls_context(cert: str | None = None, client_cert: str | None = None) -> ssl.SSLContext:
-    """The TLS context for these options, made once per process (see `preload_tls`)."""
-    cafile = cert or os.environ.get("PIP_CERT")
-    key = (cafile, client_cert, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
-    with _tls_lock:  # a preload under way finishes first; then its context is shared
-        if key not in _tls:
-            _tls[key] = _new_tls_context(cafile, client_cert)
-        return _tls[key]
-
-
-def _new_tls_context(cafile: str | None, client_cert: str | None) -> ssl.SSLContext:
-    import httpx
-
-    try:
-        if cafile:
-            context = ssl.create_default_context(cafile=cafile)
-        else:  # httpx's own choice: SSL_CERT_FILE, SSL_CERT_DIR, else certifi's bundle
-            context = httpx.create_ssl_context(trust_env=True)
-    except (OSError, ssl.SSLError) as exc:
-        raise UsageError(f"{cafile}: cannot load certificate: {exc}") from exc
-    if client_cert:
-        try:
-            context.load_cert_chain(client_cert)
-        except (OSError, ssl.SSLError) as exc:
-            raise UsageError(f"{client_cert}: cannot load certificate: {exc}") from exc
-    return context
-
-
-def preload_tls(cert: str | None = None, client_cert: str | None = None) -> None:
-    """Start making the TLS context on a thread, for a command about to use the network.
-
-    Loading a CA bundle takes some 50 ms, and OpenSSL does it without holding the GIL,
-    so it can run beside the imports of a command's start-up instead of delaying its
-    first request. A failure here is left for the first request to raise again. Not a
-    daemon thread: one still importing httpx while the interpreter shuts down (a command
-    that fails at once) can crash the process; the exit waits the few ms instead.
-    """
-    def load() -> None:
-        with contextlib.suppress(Exception):  # raised again, in context, by the real use
-            tls_context(cert, client_cert)
-
-    threading.Thread(target=load, name="preload-tls").start()
 
 
 class LazyClient:
