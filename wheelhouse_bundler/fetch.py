@@ -193,7 +193,10 @@ def fetch_all(client: LazyClient, cache: Cache, items: list[tuple[LockedFile, So
     """
     start = time.monotonic()
     report = progress or _Silent()
-    unique = sorted({f.sha256: (f, s) for f, s in items}.items())
+    # Largest first where the lock gives sizes: a big file started last would finish
+    # alone, long after the rest (ties and unknown sizes in hash order, deterministic).
+    unique = sorted({f.sha256: (f, s) for f, s in items}.items(),
+                    key=lambda item: (-(item[1][0].size or 0), item[0]))
     stop = threading.Event()
 
     downloaded: list[LockedFile] = []
