@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from faultserver import JSON_TYPE, FaultServer
 from locktext import Pin, hashed_requirements, poetry_lock, pyproject
+from wheelfactory import sha256_of
 
 from wheelhouse_bundler.cli import main
 
@@ -170,3 +171,44 @@ def test_failed_download_leaves_the_folder_as_it_was(setup, tmp_path) -> None:
                "--cache-dir", tmp_path / "cache2", "-q") == 3
     assert sorted(p.name for p in used.iterdir()) == [big.name, "notes.txt"]
     assert (used / big.name).read_bytes() == big.read_bytes()  # rewritten, verified, kept
+
+
+def _uv_lock(url: str, wheel: Path, size: int) -> str:
+    """A uv.lock pinning one wheel by URL, hash and size, as uv writes it."""
+    file_url = f"{url.rsplit('/simple/', 1)[0]}/files/{wheel.name}"
+    return f'''version = 1
+revision = 3
+requires-python = ">=3.8"
+
+[[package]]
+name = "app"
+version = "0.1.0"
+source = {{ editable = "." }}
+dependencies = [{{ name = "bigpkg" }}]
+
+[[package]]
+name = "bigpkg"
+version = "1.0"
+source = {{ registry = "{url}" }}
+wheels = [
+  {{ url = "{file_url}", hash = "sha256:{sha256_of(wheel)}", size = {size} }},
+]
+'''
+
+
+def test_body_longer_than_the_locks_size_is_refused_retried_once_never_cached(
+        setup, tmp_path, capsys) -> None:
+    """The lock records the size: a longer body is refused as it streams, before its
+    hash could be checked, retried once (a broken proxy may be to blame), then reported."""
+    server, root, big, _ = setup
+    lock_size = big.stat().st_size - 100
+    (root / "poetry.lock").unlink()
+    (root / "uv.lock").write_text(_uv_lock(server.url, big, lock_size))
+    assert bundle(root, server, tmp_path) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert big.name in err and f"more than the lock's {lock_size} bytes" in err
+    assert len(server.files_requested(big.name)) == 2
+    assert not any(p.is_file() and p.stat().st_size >= lock_size
+                   for p in (tmp_path / "cache").rglob("*"))
+    assert not (tmp_path / "app.tar").exists()
