@@ -15,10 +15,12 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import resource
 import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -113,6 +115,18 @@ class DelayProxy:
         self.httpd.server_close()
 
 
+def with_cpu(measure: Callable[..., float], *args: object) -> tuple[float, float]:
+    """(wall, CPU) of one measured command: user + system seconds of the processes it ran.
+
+    Shown beside the times because the tools share the machine's cores with the index
+    server (and the proxy): CPU a client spends is CPU the server does not get.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = measure(*args)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def curl_urls(corpus: Corpus, simple_url: str) -> list[str]:
     """The page and file URLs a downloader needs: what parallel curl fetches."""
     base = simple_url.rsplit("/simple/", 1)[0]
@@ -185,11 +199,16 @@ def run(corpus: Corpus, tmp: Path, runs: int, live: bool, big_mb: int) -> list[R
                                          ("loopback", index.url, None)):
                 urls = curl_urls(corpus, url)
                 mine, pip, curl, two, phase = [], [], [], [], []
+                cpu_mine, cpu_curl = [], []
                 for _ in range(runs):  # interleaved, so load on the machine hits them alike
                     pip.append(pip_download(corpus, url))
-                    curl.append(curl_parallel(urls))
+                    wall, cpu = with_cpu(curl_parallel, urls)
+                    curl.append(wall)
+                    cpu_curl.append(cpu)
                     two.append(curl_two_batches(urls))
-                    mine.append(our_download(corpus, url))
+                    wall, cpu = with_cpu(our_download, corpus, url)
+                    mine.append(wall)
+                    cpu_mine.append(cpu)
                     phase.append(our_fetch_phase(corpus, url))
                 t, p, c, f = min(mine), min(pip), min(curl), min(phase)
                 rows.append(Row(f"download, {label}: vs pip download", seconds(t), seconds(p),
@@ -202,6 +221,9 @@ def run(corpus: Corpus, tmp: Path, runs: int, live: bool, big_mb: int) -> list[R
                                 seconds(f), seconds(c), speedup(c, f)))
                 rows.append(Row(f"(download, {label}: vs curl x{JOBS}, all pages then all "
                                 "files)", seconds(t), seconds(min(two)), speedup(min(two), t)))
+                cm, cc = min(cpu_mine), min(cpu_curl)
+                rows.append(Row(f"(CPU, user + system, of download vs curl x{JOBS}, {label})",
+                                seconds(cm), seconds(cc), speedup(cc, cm)))
             rows.append(warm(corpus, tmp, index.url, runs))
         finally:
             proxy.stop()
