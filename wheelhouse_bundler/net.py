@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from . import tls
 from .errors import NetworkError
@@ -95,6 +96,10 @@ def check_status(response: httpx.Response, source: Source | None, what: str) -> 
         return
     where = f"source {source.name!r} ({redact(source.url)})" if source else "the server"
     code = response.status_code
+    if code == 407:
+        proxy = proxy_for(str(response.url)) or "on the way"
+        raise NetworkError(f"{what}: 407 {response.reason_phrase} from the proxy {proxy}; "
+                           "check the credentials in its URL (HTTP_PROXY / HTTPS_PROXY)")
     if code in (401, 403):
         raise NetworkError(f"{what}: {code} {response.reason_phrase} from {where}; "
                            "check the credentials configured for it")
@@ -131,8 +136,24 @@ def stream(client: LazyClient | httpx.Client, url: str, source: Source | None,
                     response.close()
                 return
             response.close()
-        time.sleep(_delay(attempt, response))
-    raise NetworkError(f"{redact(url)}: {describe(last)} (after {ATTEMPTS} attempts)")
+        if attempt < ATTEMPTS - 1:
+            time.sleep(_delay(attempt, response))
+    proxy = proxy_for(url)
+    via = f" through proxy {proxy}" if proxy else ""
+    raise NetworkError(f"{redact(url)}: {describe(last)}{via} (after {ATTEMPTS} attempts)")
+
+
+def proxy_for(url: str) -> str | None:
+    """The (redacted) proxy the environment routes `url` through, as httpx trusting the
+    environment does; named in errors so a dead proxy is not taken for a dead index."""
+    from urllib.request import getproxies, proxy_bypass
+
+    parts = urlsplit(url)
+    proxies = getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or proxy_bypass(parts.hostname or ""):
+        return None
+    return redact(proxy)
 
 
 def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
