@@ -1,8 +1,9 @@
 """One HTTP policy for index pages and files: auth per source, retries, clear errors.
 
 httpx does the transfer; this module decides what to retry (connection faults, timeouts,
-5xx, 429 with Retry-After), which credentials a request may carry (its source's, on its
-source's host only) and how a failure reads: the URL redacted, the source named.
+5xx, 429 with Retry-After; never a TLS failure), which credentials a request may carry
+(its source's, on its source's host only) and how a failure reads: the URL redacted, the
+source named, and the proxy when the environment routes the request through one.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def make_client(jobs: int = 16, cert: str | None = None, client_cert: str | None
                 timeout: float = 30.0) -> httpx.Client:
     """A pooled client sized for `jobs` parallel transfers; proxies and CA from the env.
 
-    `cert` is a CA bundle (else PIP_CERT, else SSL_CERT_FILE via trust_env); `client_cert`
-    a PEM holding the client certificate and its key, as pip's --client-cert takes it.
+    `cert` is a CA bundle and `client_cert` a PEM holding the client certificate and its
+    key, as pip's --client-cert takes it; tls.py decides what is trusted without them.
     """
     import httpx
 
