@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import ssl
 import threading
 import time
@@ -28,6 +29,9 @@ class Seen:
     content_type: str = ""
 
 
+DECODE_ERROR_ALERT = bytes([21, 3, 3, 0, 2, 2, 50])  # TLS record: alert, fatal, decode_error
+
+
 @dataclass
 class FaultServer:
     """Serves the wheels in `root`; `faults[filename]` is a list of actions, one per request.
@@ -37,7 +41,9 @@ class FaultServer:
     When a file's list runs out, it is served normally. A project's index page takes
     "stall:S" too, under the key "page:<project>".
 
-    With `tls` (a server-side SSLContext) it speaks HTTPS instead, and `url` says so.
+    With `tls` (a server-side SSLContext) it speaks HTTPS instead, and `url` says so;
+    the first `tls_alerts` connections then get a fatal TLS alert (decode_error) instead
+    of a handshake, as a flaky middlebox sends now and then.
     """
 
     root: Path
@@ -45,6 +51,7 @@ class FaultServer:
     seen: list[Seen] = field(default_factory=list)
     ranges: bool = True
     tls: ssl.SSLContext | None = None
+    tls_alerts: int = 0
 
     def __post_init__(self) -> None:
         server = self
@@ -62,10 +69,21 @@ class FaultServer:
             def handle_error(self, request: object, client_address: object) -> None:
                 pass  # clients hanging up on a stalled or dropped answer is the point
 
+            def get_request(self) -> tuple[socket.socket, object]:
+                conn, addr = super().get_request()
+                if server.tls is None:
+                    return conn, addr
+                if server.tls_alerts > 0:  # read the ClientHello, answer with an alert
+                    server.tls_alerts -= 1
+                    with conn:
+                        conn.recv(4096)
+                        conn.sendall(DECODE_ERROR_ALERT)
+                    raise OSError("alert sent")  # socketserver drops this request
+                # The handshake runs here, on the serving thread, one at a time.
+                return server.tls.wrap_socket(conn, server_side=True), addr
+
         self._httpd = Quiet(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        if self.tls is not None:  # the handshake then runs in accept(), on the serving thread
-            self._httpd.socket = self.tls.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._lock = threading.Lock()
 

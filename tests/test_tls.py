@@ -177,6 +177,15 @@ def test_ssl_cert_dir_is_trusted_without_any_file(case, pki, https, monkeypatch)
     assert_bundled(case, https)
 
 
+def test_a_passing_tls_alert_is_retried(case, pki, monkeypatch) -> None:
+    """A decode_error alert (seen from a middlebox on a live run) is not a verdict on any
+    certificate: the next connection may well succeed, so it is retried like a reset."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(case.copy(pki.ca)))
+    with FaultServer(case.wheel.parent, tls=server_tls(pki), tls_alerts=2) as server:
+        assert_bundled(case, server)
+        assert server.tls_alerts == 0  # both alerts were sent, and the run got past them
+
+
 def test_untrusted_server_fails_in_one_line(case, pki, https, monkeypatch) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", str(case.copy(pki.other_ca)))
     line = one_line_failure(case, https, 4)

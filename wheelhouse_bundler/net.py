@@ -1,7 +1,7 @@
 """One HTTP policy for index pages and files: auth per source, retries, clear errors.
 
 httpx does the transfer; this module decides what to retry (connection faults, timeouts,
-5xx, 429 with Retry-After; never a TLS failure), which credentials a request may carry
+5xx, 429 with Retry-After; not a refused certificate), which credentials a request may carry
 (its source's, on its source's host only) and how a failure reads: the URL redacted, the
 source named, and the proxy when the environment routes the request through one.
 """
@@ -126,7 +126,7 @@ def stream(client: LazyClient | httpx.Client, url: str, source: Source | None,
             request = http.build_request("GET", url, headers=headers)
             response = http.send(request, stream=True, auth=_auth(source, url))
         except httpx.TransportError as exc:
-            if _tls_failure(exc) is not None:  # a certificate does not change on a retry
+            if _certificate_refused(exc):  # a certificate does not change on a retry
                 raise NetworkError(f"{redact(url)}: {describe(exc)}") from exc
             last = exc
         else:
@@ -165,6 +165,17 @@ def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    """The server's certificate is not trusted, or the server wants ours: settled facts.
+
+    Other TLS errors (a decode error, an unexpected EOF from a middlebox) come and go,
+    and are retried like any connection fault.
+    """
+    tls = _tls_failure(exc)
+    return isinstance(tls, ssl.SSLCertVerificationError) or (
+        tls is not None and "CERTIFICATE_REQUIRED" in (tls.reason or "").upper())
 
 
 def describe(exc: Exception | None) -> str:
