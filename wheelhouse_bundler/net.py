@@ -167,29 +167,33 @@ def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
     return None
 
 
+def _wants_client_cert(err: ssl.SSLError) -> bool:
+    return "CERTIFICATE_REQUIRED" in (err.reason or "").upper()
+
+
 def _certificate_refused(exc: BaseException) -> bool:
     """The server's certificate is not trusted, or the server wants ours: settled facts.
 
     Other TLS errors (a decode error, an unexpected EOF from a middlebox) come and go,
     and are retried like any connection fault.
     """
-    tls = _tls_failure(exc)
-    return isinstance(tls, ssl.SSLCertVerificationError) or (
-        tls is not None and "CERTIFICATE_REQUIRED" in (tls.reason or "").upper())
+    err = _tls_failure(exc)
+    return isinstance(err, ssl.SSLCertVerificationError) or (
+        err is not None and _wants_client_cert(err))
 
 
 def describe(exc: Exception | None) -> str:
     """A short human reason for a transport failure, free of any URL credentials."""
     import httpx
 
-    tls = _tls_failure(exc) if exc is not None else None
-    if isinstance(tls, ssl.SSLCertVerificationError):
-        return (f"the server's TLS certificate is not trusted ({tls.verify_message}); "
+    err = _tls_failure(exc) if exc is not None else None
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return (f"the server's TLS certificate is not trusted ({err.verify_message}); "
                 "give its CA with --cert, PIP_CERT or SSL_CERT_FILE")
-    if tls is not None:
-        reason = tls.reason or str(tls)
+    if err is not None:
         hint = "; the server wants a client certificate (--client-cert)" \
-            if "CERTIFICATE_REQUIRED" in reason.upper() else ""
+            if _wants_client_cert(err) else ""
+        reason = err.reason or str(err)
         return f"TLS failed: {reason.lower().replace('_', ' ')}{hint}"
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
