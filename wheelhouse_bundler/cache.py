@@ -120,22 +120,17 @@ class Cache:
         try:
             return (self.root / "names" / sha256[:2] / sha256).read_text() or None
         except OSError:
-            pass
-        known = self._meta(sha256)  # a downloaded file's name is kept with its origin
-        return known[0] if known else None
-
-    def _meta(self, sha256: str) -> tuple[str, str] | None:
-        try:
-            meta = json.loads(self.path(sha256).with_suffix(".json").read_text())
-            return str(meta["filename"]), str(meta["origin"])
-        except (OSError, ValueError, KeyError):
             return None
 
     def known(self, sha256: str) -> tuple[str, str] | None:
         """(filename, origin) of a cached file, or None if the bytes or the facts are absent."""
         if self.get(sha256) is None:
             return None
-        return self._meta(sha256)
+        try:
+            meta = json.loads(self.path(sha256).with_suffix(".json").read_text())
+            return str(meta["filename"]), str(meta["origin"])
+        except (OSError, ValueError, KeyError):
+            return None
 
     @contextmanager
     def writer(self, sha256: str, label: str) -> Iterator[HashingWriter]:
