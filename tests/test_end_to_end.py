@@ -11,7 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from clirun import cli_offline
+from clirun import cli_offline, run_cli
 from locktext import Pin, hashed_requirements, poetry_lock, pyproject
 from wheelfactory import build_wheel
 
@@ -291,10 +291,8 @@ def test_full_disk_while_writing_leaves_no_bundle(index_server, wheel_factory, t
     assert cli("bundle", reqs, "-o", tmp_path / "first.tar", "--index-url", index_server.url,
                "--cache-dir", cache, "-q") == 0
     out = tmp_path / "out" / "app.tar"
-    done = subprocess.run([sys.executable, "-m", "wheelhouse_bundler", "bundle", str(reqs),
-                           "-o", str(out), "--cache-dir", str(cache), "--index-url",
-                           index_server.url, "-q"], capture_output=True, text=True,
-                          preexec_fn=_limit_file_size, check=False)
+    done = run_cli("bundle", reqs, "-o", out, "--cache-dir", cache, "--index-url",
+                   index_server.url, "-q", preexec_fn=_limit_file_size)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "File too large" in lines[0] and "Traceback" not in done.stderr
