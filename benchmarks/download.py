@@ -154,15 +154,12 @@ def curl_parallel(urls: list[str], *extra: str) -> float:
         os.unlink(cfg.name)
 
 
-def live_curl(corpus: Corpus, tmp: Path) -> float:
-    """16 parallel curls of the corpus's pages on the default index (asking for the same
-    PEP 691 JSON, compressed, as our client), then of its files: the transfer limit of
-    this machine's link, in the order a hash-only lock imposes.
+def live_urls(corpus: Corpus, tmp: Path) -> tuple[list[str], list[str]]:
+    """The corpus's page and file URLs on the default index, for parallel curl.
 
     The file URLs are the origins a download of ours recorded in its cache; the pages'
     base is pip's default index, as our tool would use it.
     """
-    from wheelhouse_bundler.index import ACCEPT
     from wheelhouse_bundler.sources import pip_default_index
 
     cache = tmp / "live-cache"
@@ -170,7 +167,15 @@ def live_curl(corpus: Corpus, tmp: Path) -> float:
                         "--cache-dir", str(cache), "-q"), env=isolated_env(), check=True)
     files = sorted(json.loads(p.read_text())["origin"] for p in cache.glob("sha256/*/*.json"))
     base = pip_default_index().rstrip("/") + "/"
-    pages = [f"{base}{n}/" for n in project_names(corpus)]
+    return [f"{base}{n}/" for n in project_names(corpus)], files
+
+
+def live_curl(pages: list[str], files: list[str]) -> float:
+    """16 parallel curls of the pages (asking for the same PEP 691 JSON, compressed, as
+    our client), then of the files: the transfer limit of this machine's link, in the
+    order a hash-only lock imposes."""
+    from wheelhouse_bundler.index import ACCEPT
+
     return (curl_parallel(pages, "--compressed", "-H", f"Accept: {ACCEPT}")
             + curl_parallel(files))
 
@@ -256,9 +261,10 @@ def run(corpus: Corpus, tmp: Path, runs: int, live: bool, big_mb: int) -> list[R
             proxy.stop()
     if live:
         mine, pip, curl = [], [], []
+        pages, files = live_urls(corpus, tmp)
         for _ in range(runs):
             pip.append(pip_download(corpus, None))
-            curl.append(live_curl(corpus, tmp))
+            curl.append(live_curl(pages, files))
             mine.append(our_download(corpus, None))
         t, p, c = min(mine), min(pip), min(curl)
         rows.append(Row("download, live default index: vs pip download", seconds(t),
