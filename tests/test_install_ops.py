@@ -54,7 +54,8 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path
         alpha11 = build_wheel(wheels, "alpha", "1.1")
         beta = build_wheel(wheels, "beta", "2.0", requires=["alpha"])
         boom = build_wheel(wheels, "boom", "1.0", extra_files={
-            "boom/__init__.py": b"raise RuntimeError('boom cannot start: no config')\n"})
+            "boom/__init__.py":
+                b"raise ImportError('libboom.so.1: cannot open shared object file')\n"})
         future = build_wheel(wheels, "future", "1.0", extra_files={
             "future-1.0.dist-info/WHEEL": b"Wheel-Version: 9.0\nGenerator: test\n"
                                           b"Root-Is-Purelib: true\nTag: py3-none-any\n"})
@@ -115,7 +116,7 @@ def test_install_smoke_rollback_and_keep(bundles: dict[str, Path], tmp_path: Pat
     first = run_cli("install", bundles["v1"], "--venv", venv, "--json")
     assert first.returncode == 0, first.stderr
     one = json.loads(first.stdout)
-    assert one["imported"] == ["alpha", "beta"] and one["previous"] is None
+    assert one["imported"] == ["beta"] and one["previous"] is None
     assert one["installer"] == "pip"  # auto, and the bundle carries no uv
 
     check = "python -c \"import alpha, sys; sys.exit(alpha.__version__ != '1.1')\""
@@ -156,12 +157,12 @@ def test_rollback_without_an_install_is_one_clear_line(tmp_path: Path) -> None:
         "nothing to roll back"]
 
 
-def test_a_wheel_whose_import_raises_fails_the_smoke_test(bundles, working) -> None:
+def test_a_wheel_whose_import_fails_fails_the_smoke_test(bundles, working) -> None:
     before, releases = os.readlink(working), release_names(working)
     done = run_cli("install", bundles["boom"], "--venv", working)
     assert done.returncode == 5, done.stderr
     line = done.stderr.strip().splitlines()[-1]
-    assert "smoke imports failed: import boom: RuntimeError: boom cannot start" in line
+    assert "smoke imports failed: import boom: ImportError: libboom.so.1: cannot open" in line
     assert "Traceback" not in done.stderr
     assert_untouched(working, before, releases)
 
@@ -228,7 +229,7 @@ def test_auto_falls_back_to_pip_when_the_bundled_uv_cannot_start(bundles, tmp_pa
     done = run_cli("install", bundles["dud-uv"], "--venv", venv, "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["installer"] == "pip" and result["imported"] == ["alpha", "beta"]
+    assert result["installer"] == "pip" and result["imported"] == ["beta"]
 
 
 @pytest.mark.skipif(REAL_UV is None, reason="no uv wheel in .venv/share/test-wheels "
@@ -238,7 +239,7 @@ def test_bundled_uv_installs_offline(bundles, tmp_path) -> None:
     done = run_cli("install", bundles["uv"], "--venv", venv, "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["installer"] == "uv" and result["imported"] == ["alpha", "beta"]
+    assert result["installer"] == "uv" and result["imported"] == ["beta"]
     assert venvs.run_in_venv(venvs.venv_python(venv), "import beta; print(beta.__version__)"
                              ).strip() == "2.0"
     pip = run_cli("install", bundles["uv"], "--venv", venv, "--installer", "pip", "--json")

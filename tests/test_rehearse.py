@@ -42,7 +42,7 @@ def test_rehearsal_restores_offline_and_reports_each_step(bundle: Path, index_se
     assert [s["name"] for s in result["steps"]] == ["verify", "extract", "venv", "install",
                                                     "check", "smoke", "switch"]
     assert all(s["ok"] for s in result["steps"])
-    assert result["imported"] == ["alpha", "beta"] and result["packages"] == 2
+    assert result["imported"] == ["beta"] and result["packages"] == 2
     assert result["total_seconds"] >= sum(s["seconds"] for s in result["steps"]) - 0.01
     if HAS_UNSHARE:
         assert result["isolation"] == "network namespace (unshare -n)"

@@ -107,14 +107,17 @@ def _write_payload(zf: zipfile.ZipFile, arcname: str, size: int, seed: str
 
 def build_wheel(dest: Path, name: str, version: str, tag: str = "py3-none-any", *,
                 requires: Sequence[str] = (), requires_python: str | None = None,
-                extra_files: Mapping[str, bytes] | None = None, payload_size: int = 0) -> Path:
+                extra_files: Mapping[str, bytes] | None = None, payload_size: int = 0,
+                with_package: bool = True) -> Path:
     """Write `<dist>-<version>-<tag>.whl` into `dest` and return its path.
 
     The wheel holds the package `<dist>/` (with `__version__`) and a complete dist-info
     (METADATA, WHEEL with one Tag line per expanded tag, RECORD with hashes and sizes).
     `extra_files` maps archive paths to contents and may replace any generated file except
     RECORD (e.g. `<dist>/__init__.py`, or `<dist-info>/entry_points.txt`). `payload_size`
-    adds `<dist>/payload.bin` of seeded pseudo-random bytes. Same arguments, same bytes.
+    adds `<dist>/payload.bin` of seeded pseudo-random bytes. `with_package=False` leaves
+    out `<dist>/__init__.py`, for the shapes real wheels have without a package of their
+    name (data only, a `.pth` file, scripts, namespace folders). Same arguments, same bytes.
     """
     filename = wheel_filename(name, version, tag)
     parse_wheel_filename(filename)  # fail here, not in pip, on an invalid name/version/tag
@@ -122,7 +125,8 @@ def build_wheel(dest: Path, name: str, version: str, tag: str = "py3-none-any", 
     info_dir = f"{dist}-{version}.dist-info"
     record_name = f"{info_dir}/RECORD"
 
-    package: dict[str, bytes] = {f"{dist}/__init__.py": f'__version__ = "{version}"\n'.encode()}
+    package: dict[str, bytes] = (
+        {f"{dist}/__init__.py": f'__version__ = "{version}"\n'.encode()} if with_package else {})
     dist_info: dict[str, bytes] = {
         f"{info_dir}/METADATA": _metadata(name, version, requires, requires_python),
         f"{info_dir}/WHEEL": _wheel_file(tag),

@@ -11,7 +11,8 @@ roll back what the other installed:
   create   a fresh venv `<venv>.releases/<top>-<UTC stamp>` with ensurepip;
   install  with that venv's own pip, isolated from the machine's pip configuration
            (`--isolated --no-index --no-deps --require-hashes`), then `pip check`;
-  smoke    import every top-level module of the installed distributions (or --smoke CMD);
+  smoke    load the roots of the environment through the modules they install (the rule
+           above SMOKE_SCRIPT), then --smoke CMD;
   switch   `<venv>` (a symlink) to the new release in one rename.
 
 A failure at any step removes the new release and leaves `<venv>` as it was.
@@ -233,57 +234,117 @@ def prune(venv: str, keep: int, protect: tuple = ()) -> list:
     return removed
 
 
-# ---- smoke test: import every top-level module of the installed distributions
+# ---- smoke test: prove that the roots of the environment load
+#
+# The rule (README, "What install does"): import the *root* distributions, those that no
+# other installed distribution of the target requires (a requirement behind an extra does not
+# count), through the modules they really install (their RECORD, not top_level.txt, which
+# also names private extension modules and data folders). A root's module whose dotted name
+# is the project's name is its face and the only one tried; without one, each public module
+# is tried and one must load. ImportError and SyntaxError refuse the install (code or a
+# library it needs is missing); any other exception means the code loaded and wants
+# configuration, so it is reported and does not refuse. Dependencies are not imported on
+# their own: their roots load them as the application will.
 
-SMOKE_SCRIPT = r'''
+SMOKE_SCRIPT = r"""
 import importlib, json, re, sys
 from importlib import metadata
 
-def top_level(dist):
-    text = dist.read_text("top_level.txt")
-    if text is not None:
-        return {n.strip() for n in text.splitlines() if n.strip()}
-    names = set()
-    for f in dist.files or ():
-        parts = f.parts
-        if not parts or parts[0] in ("..", "__pycache__") or \
-                parts[0].endswith((".dist-info", ".data", ".egg-info")):
-            continue
-        if len(parts) > 1:
-            names.add(parts[0])
-        elif parts[0].endswith(".py"):
-            names.add(parts[0][:-3])
-        elif parts[0].endswith((".so", ".pyd")):
-            names.add(parts[0].split(".")[0])
-    return names
+EXT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\.[A-Za-z0-9_-]+)*\.(so|pyd)$")
+SKIP_TOP = (".dist-info", ".data", ".egg-info")
 
 def canon(name):
     return re.sub(r"[-_.]+", "-", name).lower()
 
-wanted = {canon(n) for n in sys.argv[1:]}
-modules, missing = set(), sorted(wanted)
-for dist in metadata.distributions():
-    name = canon(dist.metadata["Name"] or "")
-    if name in wanted:
-        missing = [m for m in missing if m != name]
-        modules |= {m for m in top_level(dist) if m.isidentifier()}
-failed = {}
-for module in sorted(modules):
+def module_paths(dist):
+    mods, folders = set(), set()
+    for f in dist.files or ():
+        parts = tuple(f.parts)
+        if not parts or parts[0] in ("..", "__pycache__") or parts[0].endswith(SKIP_TOP):
+            continue
+        folders.update(parts[:i] for i in range(1, len(parts)))
+        stem = parts[-1][:-3] if parts[-1].endswith(".py") else None
+        if stem is None:
+            match = EXT.match(parts[-1])
+            stem = match.group(1) if match else None
+        if stem is None:
+            continue
+        path = parts[:-1] if stem == "__init__" else parts[:-1] + (stem,)
+        if path and all(p.isidentifier() for p in path):
+            mods.add(path)
+    return mods, folders
+
+def import_names(dist):
+    mods, folders = module_paths(dist)
+    def under(prefix):
+        return any(m[:len(prefix)] == prefix and len(m) > len(prefix) for m in mods)
+    tops, todo = [], sorted({m[:1] for m in mods})
+    while todo:
+        path = todo.pop(0)
+        if path in mods:
+            tops.append(path)
+        elif path in folders and under(path) and len(path) < 4:
+            todo += sorted({m[:len(path) + 1] for m in mods if m[:len(path)] == path})
+    own = canon(dist.metadata["Name"] or "")
+    face = [m for m in sorted(mods, key=len) if canon(".".join(m)) == own]
+    if face:
+        return [".".join(face[0])]
+    public = [t for t in tops if not t[-1].startswith("_")] or tops
+    return [".".join(t) for t in public]
+
+def requirement_names(dist):
+    names = set()
+    for req in dist.requires or ():
+        head, _, marker = req.partition(";")
+        if "extra" in marker:
+            continue
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", head)
+        if match:
+            names.add(canon(match.group(1)))
+    return names
+
+def load(module):
     try:
         importlib.import_module(module)
+    except (ImportError, SyntaxError) as exc:
+        return "fail", exc
     except BaseException as exc:
-        failed[module] = "{}: {}".format(type(exc).__name__, str(exc).splitlines()[0]
-                                         if str(exc) else "")
-print(json.dumps({"imported": sorted(set(modules) - set(failed)), "failed": failed,
-                  "missing": missing}))
-sys.exit(1 if failed or missing else 0)
-'''
+        return "warn", exc
+    return "ok", None
+
+def why(exc):
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return "{}: {}".format(type(exc).__name__, text)
+
+wanted = {canon(n) for n in sys.argv[1:]}
+dists = {}
+for dist in metadata.distributions():
+    name = canon(dist.metadata["Name"] or "")
+    if name in wanted and name not in dists:
+        dists[name] = dist
+required = set()
+for name, dist in dists.items():
+    required |= requirement_names(dist) - {name}
+roots = sorted(set(dists) - required) or sorted(dists)
+imported, failed, warnings = [], {}, {}
+for name in roots:
+    outcomes = [(m,) + load(m) for m in import_names(dists[name])]
+    imported += [m for m, kind, _ in outcomes if kind == "ok"]
+    warnings.update((m, why(exc)) for m, kind, exc in outcomes if kind == "warn")
+    if all(kind == "fail" for _, kind, _ in outcomes):
+        failed.update((m, why(exc)) for m, _, exc in outcomes)
+sys.stdout.write("\n")
+print(json.dumps({"roots": roots, "imported": imported, "failed": failed,
+                  "warnings": warnings, "missing": sorted(wanted - set(dists))}))
+sys.exit(1 if failed or wanted - set(dists) else 0)
+"""
 
 
 def smoke(python: str, distributions: list, command: str | None = None,
-          imports: bool = True) -> list:
-    """Import the distributions' top-level modules in `python`, then run `command` (a shell
-    line, with the release's bin first on PATH). Returns the modules imported."""
+          imports: bool = True, warn=lambda _m: None) -> list:
+    """Load the roots of `distributions` in `python` (the rule above), then run `command` (a
+    shell line, with the release's bin first on PATH). Returns the modules imported; a root
+    that loads but raises for want of configuration goes to `warn`, not to a failure."""
     imported = []
     env = clean_env()
     bindir = os.path.dirname(python)
@@ -302,6 +363,9 @@ def smoke(python: str, distributions: list, command: str | None = None,
             first = sorted(result["failed"].items())
             raise install_failed("smoke imports failed: {}".format(
                 "; ".join(f"import {m}: {why}" for m, why in first[:3])))
+        for module, why in sorted(result["warnings"].items()):
+            warn(f"warning: import {module} raised {why} (it loaded, but wants "
+                 "configuration this shell lacks; not counted as a failure)")
         imported = result["imported"]
     if command:
         env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
@@ -562,7 +626,7 @@ def restore(root: str, venv: str, target: str | None = None, keep: int | None = 
                 f"pip install ({name})", clean_env())
         run([py, "-m", "pip", "check"], "pip check", clean_env())
         imported = smoke(py, distributions_for(manifest, chosen), smoke_command,
-                         smoke_imports)
+                         smoke_imports, log)
         switch(venv, release)
         log(f"{venv} -> {release}")
     except BaseException:

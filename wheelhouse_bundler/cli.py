@@ -556,9 +556,11 @@ def install(
                     "packages": done.packages,
                     "previous": str(done.previous) if done.previous else None,
                     "seconds": round(done.seconds, 3), "installer": done.installer,
-                    "imported": list(done.imported),
+                    "imported": list(done.imported), "warnings": list(done.warnings),
                     "pruned": [str(p) for p in done.pruned]})
         return
+    for line in done.warnings:
+        typer.echo(line, err=True)
     typer.echo(f"installed {done.packages} packages for {done.target} into {done.venv} "
                f"in {done.seconds:.1f}s")
 

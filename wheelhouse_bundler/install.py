@@ -48,6 +48,7 @@ class Installed:
     installer: str = "pip"
     pruned: tuple[Path, ...] = ()
     imported: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def clean_env() -> dict[str, str]:
@@ -82,15 +83,15 @@ def choose_target(manifest: Manifest, tag_list: list[Tag], wanted: str | None,
     Python version or OS is ruled out even when all its wheels are pure.
     """
     names = [t.name for t in manifest.targets]
-    if wanted is not None:
-        if wanted not in names:
-            raise UsageError(f"target {wanted!r} is not in the bundle (it has: "
-                             f"{', '.join(names)})")
-        return wanted
+    if wanted is not None and wanted not in names:
+        raise UsageError(f"target {wanted!r} is not in the bundle (it has: "
+                         f"{', '.join(names)})")
     rank = {tag: i for i, tag in enumerate(tag_list)}
     best: tuple[tuple[int, ...], str] | None = None
     why: list[str] = []
     for target in manifest.targets:
+        if wanted is not None and target.name != wanted:
+            continue
         mismatch = [k for k in _SAME_INTERPRETER if environment is not None
                     and target.environment.get(k) != environment.get(k)]
         if mismatch:
@@ -109,7 +110,8 @@ def choose_target(manifest: Manifest, tag_list: list[Tag], wanted: str | None,
                 best = key
     if best is None:
         here = f", python_version {environment.get('python_version')}" if environment else ""
-        raise InstallError(f"no target in the bundle fits this interpreter (best tag "
+        which = f"target {wanted} does not" if wanted else "no target in the bundle"
+        raise InstallError(f"{which} fit{'' if wanted else 's'} this interpreter (best tag "
                            f"{tag_list[0]}{here}); the bundle has: {'; '.join(why)}")
     return best[1]
 
@@ -168,6 +170,7 @@ def install(bundle: Path, venv: Path, *, python: str | None = None, target: str 
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=releases))
     release: Path | None = None
     clock = _Clock(steps)
+    warnings: list[str] = []
     try:
         log(f"verifying {bundle.name}")
         checked = verify_signed(bundle, extract_to=staging, trust=trust)
@@ -213,7 +216,7 @@ def install(bundle: Path, venv: Path, *, python: str | None = None, target: str 
                 _run([py, "-m", "pip", "check"], "pip check", clean_env())
         clock.lap("check")
         imported = _smoke(py, sorted({f.name for f in checked.manifest.files_for(chosen)}),
-                          smoke_command, smoke_imports)
+                          smoke_command, smoke_imports, warnings.append)
         clock.lap("smoke")
         _switch(venv, release)
         clock.lap("switch")
@@ -234,7 +237,7 @@ def install(bundle: Path, venv: Path, *, python: str | None = None, target: str 
     for path in pruned:
         log(f"pruned {path}")
     return Installed(venv, release, chosen, count, previous, time.monotonic() - started,
-                     "uv" if tool else "pip", tuple(pruned), tuple(imported))
+                     "uv" if tool else "pip", tuple(pruned), tuple(imported), tuple(warnings))
 
 
 class _Clock:
@@ -256,10 +259,10 @@ def _typed(failure: bootstrap.Failure) -> BundlerError:
     return kind(str(failure))
 
 
-def _smoke(python: str, distributions: list[str], command: str | None, imports: bool
-           ) -> list[str]:
+def _smoke(python: str, distributions: list[str], command: str | None, imports: bool,
+           warn: Log) -> list[str]:
     try:
-        return bootstrap.smoke(python, distributions, command, imports)
+        return bootstrap.smoke(python, distributions, command, imports, warn)
     except bootstrap.Failure as exc:
         raise _typed(exc) from None
 

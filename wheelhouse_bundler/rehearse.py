@@ -52,6 +52,7 @@ class Report:
     installer: str | None = None
     packages: int = 0
     imported: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     smoke_command: str | None = None
     steps: list[Step] = field(default_factory=list)
     total_seconds: float = 0.0
@@ -115,6 +116,7 @@ def rehearse(bundle: Path, *, smoke_command: str | None = None, smoke_imports: b
         report.ok = True
         report.target, report.packages = done.target, done.packages
         report.installer, report.imported = done.installer, list(done.imported)
+        report.warnings = list(done.warnings)
     except BundlerError as exc:
         report.error, report.exit_code = str(exc), exc.exit_code
     except OSError as exc:
@@ -153,6 +155,7 @@ def to_markdown(report: Report) -> str:
              f"packages: {report.packages}",
              f"- smoke: {len(report.imported)} modules imported"
              + (f"; command `{report.smoke_command}`" if report.smoke_command else ""),
+             *(f"- {line}" for line in report.warnings),
              f"- total time to restore: {report.total_seconds:.1f} s", "",
              "| step | seconds | result |", "| --- | ---: | --- |"]
     lines += [f"| {s.name} | {s.seconds:.2f} | {'ok' if s.ok else 'FAILED'} |"

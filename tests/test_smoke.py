@@ -1,0 +1,160 @@
+"""The default smoke check on wheels in the shapes real packages have.
+
+Its rule (README, "What install does"): load the root distributions through the modules their
+RECORD installs; ImportError or SyntaxError refuses, an exception raised by code that loaded
+is a warning. These tests hold both halves: healthy installs with odd metadata pass, broken
+ones still fail, through the tool's `install` and through the bundle's own `install.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import venvs
+from clirun import run_cli
+from indexserver import IndexServer
+from test_install_ops import make_bundle
+from wheelfactory import build_wheel
+
+SO = b"\x7fELF not really a shared object"
+
+
+def healthy_wheels(dest: Path) -> list[Path]:
+    """One wheel per shape that the old check (import every top_level.txt name) refused."""
+    return [
+        # cffi style: top_level.txt names a private extension module that lives inside the
+        # package; and the import name (saltbox) is not the project name (PySaltbox).
+        build_wheel(dest, "PySaltbox", "1.0", with_package=False, extra_files={
+            "saltbox/__init__.py": b"from saltbox import _sodium_glue\n",
+            "saltbox/_sodium_glue.py": b"",
+            "saltbox/_sodium.abi3.so": SO,
+            "pysaltbox-1.0.dist-info/top_level.txt": b"_sodium\nsaltbox\n"}),
+        # top_level.txt names a data folder that is not a module at all.
+        build_wheel(dest, "picturebook", "1.0", extra_files={
+            "images/logo.png": b"\x89PNG\r\n",
+            "picturebook-1.0.dist-info/top_level.txt": b"images\npicturebook\n"}),
+        # One namespace package (no __init__.py) split over two distributions.
+        build_wheel(dest, "acme-alpha", "1.0", with_package=False, extra_files={
+            "acme/alpha/__init__.py": b"",
+            "acme_alpha-1.0.dist-info/top_level.txt": b"acme\n"}),
+        build_wheel(dest, "acme-beta", "1.0", with_package=False, extra_files={
+            "acme/beta/__init__.py": b"",
+            "acme_beta-1.0.dist-info/top_level.txt": b"acme\n"}),
+        # Data only, a .pth file only, console scripts only: nothing to import.
+        build_wheel(dest, "fontdata", "1.0", with_package=False, extra_files={
+            "fontdata-1.0.data/data/share/fontdata/mono.ttf": b"font"}),
+        build_wheel(dest, "pathhook", "1.0", with_package=False, extra_files={
+            "pathhook.pth": b"# adds nothing\n"}),
+        build_wheel(dest, "clitool", "1.0", with_package=False, extra_files={
+            "clitool-1.0.data/scripts/clitool": b"#!/bin/sh\necho clitool\n"}),
+        # A settings-driven framework that raises on import without configuration, pulled
+        # in by the application (not imported by it at import time).
+        build_wheel(dest, "settingsfw", "1.0", extra_files={
+            "settingsfw/__init__.py": b"raise RuntimeError('settings are not configured')\n"}),
+        build_wheel(dest, "webapp", "1.0", requires=["settingsfw"]),
+        # A server module beside the CLI package that needs an extra, and a helper module
+        # that imports what its distribution does not require.
+        build_wheel(dest, "toolkit", "1.0", extra_files={
+            "toolkit_server.py": b"raise ImportError('aiohttp dependency is not installed')\n",
+            "toolkit_helpers.py": b"import not_required_anywhere\n",
+            "toolkit-1.0.dist-info/top_level.txt":
+                b"toolkit\ntoolkit_helpers\ntoolkit_server\n"}),
+        # A root whose own code loads and then wants configuration: a warning, not a refusal.
+        build_wheel(dest, "configapp", "1.0", extra_files={
+            "configapp/__init__.py": b"import os\nos.environ['CONFIGAPP_SETTINGS']\n"}),
+    ]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    root = tmp_path_factory.mktemp("smoke")
+    wheels = root / "wheels"
+    with pytest.MonkeyPatch.context() as mp:
+        venvs.clean_os_environ(mp, root)
+        healthy = healthy_wheels(wheels)
+        base1 = build_wheel(wheels, "base", "1.0")
+        needy = build_wheel(wheels, "needy", "1.0", requires=["base>=2"])
+        broken = build_wheel(wheels, "brokenlib", "1.0", extra_files={
+            "brokenlib/__init__.py":
+                b"raise ImportError('libbroken.so.1: cannot open shared object file')\n"})
+        app = build_wheel(wheels, "app", "1.0", requires=["brokendep"], extra_files={
+            "app/__init__.py": b"import brokendep\n"})
+        brokendep = build_wheel(wheels, "brokendep", "1.0", extra_files={
+            "brokendep/__init__.py": b"from brokendep import _speedups\n"})
+        windows = build_wheel(wheels, "winonly", "1.0", "cp311-cp311-win_amd64")
+        cache = root / "cache"
+        with IndexServer(root / "index", log_dir=root / "index-log") as index:
+            yield {
+                "healthy": make_bundle(root / "healthy.tar", healthy, index, cache),
+                "broken-root": make_bundle(root / "broken.tar", [base1, broken], index, cache),
+                "broken-dep": make_bundle(root / "brokendep.tar", [app, brokendep], index,
+                                          cache),
+                "conflict": make_bundle(root / "conflict.tar", [base1, needy], index, cache),
+                "windows": make_bundle(root / "win.tar", [windows], index, cache,
+                                       "-t", "cp311-win_amd64"),
+            }
+
+
+def installed(venv: Path) -> dict[str, str]:
+    return venvs.pip_freeze(venvs.venv_python(venv))
+
+
+def test_healthy_installs_of_odd_shapes_pass_the_default_check(built, tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    done = run_cli("install", built["healthy"], "--venv", venv, "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    # Each root loads through its real module; dependencies (settingsfw) are left to their
+    # roots; names that top_level.txt lists but no file backs (_sodium, images) are skipped.
+    assert sorted(report["imported"]) == ["acme.alpha", "acme.beta", "picturebook", "saltbox",
+                                          "toolkit", "webapp"]
+    assert report["warnings"] == [
+        "warning: import configapp raised KeyError: 'CONFIGAPP_SETTINGS' (it loaded, but "
+        "wants configuration this shell lacks; not counted as a failure)"]
+    assert set(installed(venv)) >= {"pysaltbox", "fontdata", "pathhook", "clitool",
+                                     "settingsfw", "toolkit"}
+
+
+def test_the_bundles_own_installer_applies_the_same_rule(built, tmp_path: Path) -> None:
+    subprocess.run(["tar", "xf", str(built["healthy"])], cwd=tmp_path, check=True)
+    root = tmp_path / "healthy"
+    done = subprocess.run([sys.executable, str(root / "install.py"), "--venv",
+                           str(tmp_path / "venv")], capture_output=True, text=True,
+                          env=venvs.clean_env(), check=False)
+    assert done.returncode == 0, done.stderr
+    assert "warning: import configapp raised KeyError" in done.stderr
+    assert os.path.islink(tmp_path / "venv")
+
+
+@pytest.mark.parametrize(("bundle", "message"), [
+    ("broken-root", "smoke imports failed: import brokenlib: ImportError: libbroken.so.1: "
+                    "cannot open shared object file"),
+    ("broken-dep", "smoke imports failed: import app: ImportError: cannot import name "
+                   "'_speedups' from partially initialized module 'brokendep'"),
+    ("conflict", "pip check failed"),
+])
+def test_broken_installs_still_fail(built, tmp_path: Path, bundle: str, message: str) -> None:
+    venv = tmp_path / "venv"
+    done = run_cli("install", built[bundle], "--venv", venv)
+    assert done.returncode == 5, done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert message in line, line
+    assert not venv.exists() and not venv.is_symlink()
+    assert not venv.with_name("venv.releases").exists()
+
+
+def test_a_wheel_for_another_platform_is_refused(built, tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    done = run_cli("install", built["windows"], "--venv", venv, "--target", "cp311-win_amd64")
+    assert done.returncode == 5, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "wheelhouse-bundler: install error: target cp311-win_amd64 does not fit this "
+        "interpreter (best tag cp311-cp311-")
+    assert done.stderr.strip().endswith("the bundle has: cp311-win_amd64 (sys_platform win32)")
+    assert not venv.exists() and not venv.is_symlink()
