@@ -19,7 +19,7 @@ import venvs
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from indexserver import IndexServer
-from locktext import Pin, poetry_lock, pyproject
+from locktext import Pin, hashed_requirements, poetry_lock, pyproject
 from wheelfactory import build_wheel, sha256_of
 
 from wheelhouse_bundler.cli import main
@@ -227,3 +227,31 @@ def test_metadata_is_read_without_loading_the_wheel(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert meta.licence() == "MIT"
     assert peak < 4 * 1024 * 1024
+
+
+def test_non_ascii_and_folded_metadata_bundle_and_reach_the_sbom(
+        index_server, wheel_factory, tmp_path: Path, clean_environ) -> None:
+    """Real wheels carry UTF-8 in License and Author and fold long headers; the email
+    module returned those as Header objects and `bundle` died with a traceback."""
+    wheel = wheel_factory("cafe", "1.0", extra_files=metadata(
+        "cafe", "1.0", "License: Licence libre du café — voir LICENSE",
+        "Author: José Müller", "Summary: a summary folded\n   over two lines",
+        "Classifier: License :: OSI Approved :: MIT License", "Requires-Dist: beta"))
+    beta = wheel_factory("beta", "2.0")
+    for w in (wheel, beta):
+        index_server.add(w)
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text(hashed_requirements([Pin("cafe", "1.0", [wheel]),
+                                         Pin("beta", "2.0", [beta])]))
+    out = tmp_path / "cafe.tar"
+    assert cli("bundle", reqs, "-o", out, "--index-url", index_server.url,
+               "--cache-dir", tmp_path / "cache", "-q") == 0
+    doc = sbom(out)
+    components = by_file(doc)
+    cafe = components["cafe-1.0-py3-none-any.whl"]
+    assert cafe["licenses"] == [{"license": {"name": "Licence libre du café — voir LICENSE"}}]
+    assert {"ref": cafe["bom-ref"], "dependsOn": [components["beta-2.0-py3-none-any.whl"][
+        "bom-ref"]]} in doc["dependencies"]
+    meta = read_metadata(wheel)
+    assert meta.license == "Licence libre du café — voir LICENSE"
+    assert meta.requires == ("beta",)

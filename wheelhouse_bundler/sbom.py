@@ -22,7 +22,6 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from cyclonedx.model import HashAlgorithm, HashType, Property
@@ -31,6 +30,7 @@ from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 from packaging.markers import InvalidMarker, UndefinedEnvironmentName
+from packaging.metadata import parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
@@ -94,12 +94,24 @@ def read_metadata(wheel: Path) -> WheelMeta:
                 raw = fh.read(MAX_METADATA)
     except (zipfile.BadZipFile, OSError) as exc:
         raise IntegrityError(f"{wheel.name}: not a readable wheel ({exc})") from exc
-    headers = BytesHeaderParser().parsebytes(raw)
+    # packaging's parser gives plain strings for every field; the email module hands back
+    # Header objects for non-ASCII values, which crashed every bundle holding such a wheel.
+    # A field it cannot take as it is (a single-use field given twice) lands in `unparsed`,
+    # where the first value is still the best we have.
+    fields, unparsed = parse_email(raw)
+
+    def first(key: str) -> str | None:
+        value = fields.get(key)
+        if isinstance(value, str):
+            return value
+        spare = unparsed.get(key) or []
+        return spare[0] if spare and isinstance(spare[0], str) else None
+
     return WheelMeta(
-        license_expression=headers.get("License-Expression"),
-        license=headers.get("License"),
-        classifiers=tuple(str(c) for c in headers.get_all("Classifier") or ()),
-        requires=tuple(str(r) for r in headers.get_all("Requires-Dist") or ()))
+        license_expression=first("license_expression"),
+        license=first("license"),
+        classifiers=tuple(fields.get("classifiers") or ()),
+        requires=tuple(fields.get("requires_dist") or ()))
 
 
 def purl(f: ManifestFile) -> PackageURL:
