@@ -206,22 +206,43 @@ def test_unknown_pipfile_spec_says_which_are_read(tmp_path, clean_environ, capsy
     assert "pipfile-spec 7 is not read" in err and "reads pipfile-spec 6" in err
 
 
+def refused_on(tmp_path: Path, text: str, capsys, target: str = LINUX, *args: str) -> str:
+    """A lock that reads but holds a package this target needs and cannot have: exit 2,
+    the table naming package, target and reason, nothing written."""
+    path = write(tmp_path, text)
+    out = tmp_path / "bad" / "out.txt"
+    assert cli("export", path, "-t", target, "--index-url", NOWHERE, "-o", out, *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot be installed from Pipfile.lock on the targets that need them" in err
+    assert "Traceback" not in err and not out.exists()
+    return err
+
+
 def test_package_without_hashes_is_refused(tmp_path, clean_environ, capsys) -> None:
     doc = lock_doc()
     doc["default"]["alpha"]["hashes"] = []
     text = json.dumps(doc, indent=4)
-    err = fails(tmp_path, text, capsys)
-    assert "default package alpha" in err and "no sha256 hashes" in err
+    err = refused_on(tmp_path, text, capsys)
     line = line_of(text, '"alpha": {')
-    assert f"Pipfile.lock:{line}:" in err
+    assert f"alpha ==1.0 on {LINUX}: has no sha256 hashes" in err
+    assert f"(Pipfile.lock, default, line {line})" in err
 
 
-def test_unpinned_version_is_refused(tmp_path, clean_environ, capsys) -> None:
-    """What pipenv writes for a package its markers exclude on the locking machine."""
-    doc = lock_doc()
-    doc["default"]["alpha"] = {"markers": "sys_platform == 'win32'", "version": "*"}
-    err = fails(tmp_path, json.dumps(doc, indent=4), capsys)
-    assert "alpha" in err and "not one pinned version" in err
+def test_unpinned_version_is_refused_where_needed(tmp_path, index_server, served,
+                                                   clean_environ, capsys) -> None:
+    """What pipenv writes for a package its markers exclude on the locking machine: a
+    Linux-made lock leaves colorama-like Windows packages at `*`. Linux and macOS bundles
+    go ahead without it; a Windows target, which needs it, is refused naming it."""
+    doc = lock_doc(index_server.url, served["alpha"])
+    doc["default"]["wincolor"] = {"markers": "sys_platform == 'win32'", "version": "*"}
+    path = write(tmp_path, json.dumps(doc, indent=4))
+    for target in (LINUX, "cp311-macosx_14_0_arm64"):
+        assert cli("export", path, "-t", target, "--index-url", NOWHERE) == 0
+        out = capsys.readouterr().out
+        assert "alpha==1.0" in out and "wincolor" not in out
+    err = refused_on(tmp_path, json.dumps(doc, indent=4), capsys, WIN)
+    assert (f"wincolor * on {WIN}: version '*' is not one pinned version (pipenv writes "
+            "==X; `*` means pipenv could not lock it") in err
 
 
 @pytest.mark.parametrize("entry, what", [
@@ -230,12 +251,21 @@ def test_unpinned_version_is_refused(tmp_path, clean_environ, capsys) -> None:
     ({"file": "https://example.com/beta-1.0.tar.gz"}, "direct file URL"),
     ({"editable": True, "version": "==1.0", "hashes": [f"sha256:{HASH}"]}, "editable"),
 ])
-def test_entries_that_are_not_index_wheels_are_refused(tmp_path, clean_environ, capsys,
-                                                       entry, what) -> None:
-    doc = lock_doc()
+def test_entries_that_are_not_index_wheels_are_refused(tmp_path, index_server, served,
+                                                       clean_environ, capsys, entry,
+                                                       what) -> None:
+    doc = lock_doc(index_server.url, served["alpha"])
     doc["develop"]["beta"] = entry
-    err = fails(tmp_path, json.dumps(doc, indent=4), capsys)
-    assert "develop package beta" in err and what in err and "not a wheel on an index" in err
+    path = write(tmp_path, json.dumps(doc, indent=4))
+    # the main group does not need beta: no refusal
+    assert cli("export", path, "-t", LINUX, "--index-url", NOWHERE) == 0
+    assert "alpha==1.0" in capsys.readouterr().out
+    path.unlink()
+    err = refused_on(tmp_path, json.dumps(doc, indent=4) + "\n", capsys, LINUX,
+                     "--with", "dev")
+    assert f"beta{' ==1.0' if 'version' in entry else ''} on {LINUX}: " in err
+    assert what in err and "not a wheel on an index" in err
+    assert "(Pipfile.lock, develop, line" in err
 
 
 def test_unknown_index_name_is_refused(tmp_path, clean_environ, capsys) -> None:

@@ -81,6 +81,23 @@ class LockedPackage:
 
 
 @dataclass(frozen=True)
+class Unusable:
+    """A package the lock names but cannot install as written: a version it could not pin
+    (Pipfile.lock's `*`), a git checkout or local path, a file without a hash.
+
+    Readers record it instead of refusing the whole lock, because the lock may still be
+    right for every target that does not need it (a Linux-made Pipfile.lock leaves its
+    Windows-only packages unpinned); select refuses it, naming the reason, only on a target
+    whose markers (or graph walk) reach it. `version` is the lock's own text.
+    """
+
+    name: NormalizedName
+    version: str
+    reason: str
+    when: tuple[Condition, ...] = ALWAYS
+
+
+@dataclass(frozen=True)
 class Edge:
     """A dependency as a graph lock records it: taken when `marker` holds on the target.
 
@@ -139,6 +156,7 @@ class Lock:
     requires_python: SpecifierSet | None = None
     graph: Graph | None = None  # set by graph locks (uv): select walks it per target
     support: Support | None = None  # set by locks that say where they apply (pylock)
+    unusable: tuple[Unusable, ...] = ()  # refused only on the targets that need them
 
 
 @dataclass(frozen=True)

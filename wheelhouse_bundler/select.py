@@ -13,7 +13,18 @@ from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filen
 from packaging.version import Version
 
 from .errors import SelectionError, UsageError
-from .model import Edge, Graph, Lock, LockedFile, LockedPackage, Pick, Plan, Support, Target
+from .model import (
+    Edge,
+    Graph,
+    Lock,
+    LockedFile,
+    LockedPackage,
+    Pick,
+    Plan,
+    Support,
+    Target,
+    Unusable,
+)
 
 
 def choose_groups(lock: Lock, *, with_: Iterable[str] = (), without: Iterable[str] = (),
@@ -46,7 +57,7 @@ def choose_extras(lock: Lock, extras: Iterable[str] = (), all_extras: bool = Fal
     return frozenset(wanted)
 
 
-def applies(package: LockedPackage, target: Target, groups: Collection[str],
+def applies(package: LockedPackage | Unusable, target: Target, groups: Collection[str],
             extras: Collection[str]) -> bool:
     """True when any of the package's conditions holds on the target."""
     base = dict(target.environment)
@@ -65,10 +76,20 @@ def applies(package: LockedPackage, target: Target, groups: Collection[str],
 
 def needed(lock: Lock, target: Target, groups: Collection[str],
            extras: Collection[str]) -> list[LockedPackage]:
+    return needed_and_unusable(lock, target, groups, extras)[0]
+
+
+def needed_and_unusable(lock: Lock, target: Target, groups: Collection[str],
+                        extras: Collection[str]
+                        ) -> tuple[list[LockedPackage], list[Unusable]]:
+    """What the target installs, and the packages it would need that the lock cannot give."""
     if lock.graph is not None:
         reached = walk(lock.graph, target, groups, extras)
-        return [p for p in lock.packages if (p.name, p.version) in reached]
-    return [p for p in lock.packages if applies(p, target, groups, extras)]
+        texts = {(name, str(version)) for name, version in reached}
+        return ([p for p in lock.packages if (p.name, p.version) in reached],
+                [u for u in lock.unusable if (u.name, u.version) in texts])
+    return ([p for p in lock.packages if applies(p, target, groups, extras)],
+            [u for u in lock.unusable if applies(u, target, groups, extras)])
 
 
 def walk(graph: Graph, target: Target, groups: Collection[str], extras: Collection[str]
@@ -164,7 +185,9 @@ def plan(lock: Lock, targets: list[Target], groups: Collection[str],
         if lock.support is not None:
             check_supported(lock, lock.support, target)
         picks: list[Pick] = []
-        packages = needed(lock, target, groups, extras)
+        packages, unusable = needed_and_unusable(lock, target, groups, extras)
+        gaps += [f"  {' '.join(filter(None, (u.name, u.version)))} on {target.name}: "
+                 f"{u.reason}" for u in unusable]
         _one_each(lock, target, packages)
         for package in packages:
             if not _python_ok(package, target):
@@ -175,12 +198,101 @@ def plan(lock: Lock, targets: list[Target], groups: Collection[str],
             if wheels:
                 picks.append(Pick(package, wheels[0]))
                 continue
-            names = sorted(f.filename or f"sha256:{f.sha256[:12]}…" for f in package.files)
-            gaps.append(f"  {package.name}=={package.version} on {target.name}: no wheel for "
-                        f"this target; the lock has: {', '.join(names) or 'no files'}")
+            gaps.append(f"  {package.name}=={package.version} on {target.name}: no wheel "
+                        f"for this target; {describe_files(package.files)}")
         plans.append(Plan(target, tuple(sorted(picks, key=lambda p: p.package.name))))
     if gaps:
+        hint = [_WHAT_TO_DO] if any(": no wheel for this target;" in g for g in gaps) else []
         raise SelectionError(
-            f"{len(gaps)} package(s) have no usable wheel in {lock.path.name}:\n"
-            + "\n".join(gaps))
+            f"{len(gaps)} package(s) cannot be installed from {lock.path.name} on the "
+            "targets that need them:\n" + "\n".join([*gaps, *hint]))
     return plans
+
+
+_WHAT_TO_DO = (
+    "  (a target takes only wheels built for its Python and platform: bundle for a target "
+    "the wheels above cover (`target-info` on the machine gives its exact tags), or pin a "
+    "version that publishes a wheel for it; a package with only an sdist needs its wheel "
+    "built and published on your index first)")
+
+_LEGACY_GLIBC = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+_FAMILIES = ("manylinux", "musllinux", "macOS", "windows", "other")
+
+
+def _platform(tag: str) -> tuple[str, tuple[int, ...], str]:
+    """(family, minimum version, architecture) of one platform tag, for summaries."""
+    for legacy, version in _LEGACY_GLIBC.items():
+        if tag.startswith(legacy + "_"):
+            return "manylinux", version, tag[len(legacy) + 1:]
+    for prefix, label in (("manylinux_", "manylinux"), ("musllinux_", "musllinux"),
+                          ("macosx_", "macOS")):
+        if tag.startswith(prefix):
+            major, minor, arch = [*tag[len(prefix):].split("_", 2), "", ""][:3]
+            if major.isdigit() and minor.isdigit():
+                return label, (int(major), int(minor)), arch
+    if tag.startswith("win"):
+        return "windows", (), tag
+    return "other", (), tag
+
+
+def _platforms(tags: set[str]) -> str:
+    """`manylinux_2_17+ x86_64/aarch64, macOS 11.0+ arm64, win_amd64` for a set of tags."""
+    if "any" in tags:
+        return "any platform"
+    lowest: dict[tuple[str, str], tuple[int, ...]] = {}
+    for tag in tags:
+        family, version, arch = _platform(tag)
+        key = (family, arch)
+        lowest[key] = min(lowest.get(key, version), version)
+    parts = []
+    for family in _FAMILIES:
+        by_version: dict[tuple[int, ...], list[str]] = {}
+        for (fam, arch), version in sorted(lowest.items()):
+            if fam == family:
+                by_version.setdefault(version, []).append(arch)
+        for version, arches in sorted(by_version.items()):
+            if family in ("windows", "other"):
+                parts.append("/".join(arches))
+            elif family == "macOS":
+                parts.append(f"macOS {version[0]}.{version[1]}+ {'/'.join(arches)}")
+            else:
+                parts.append(f"{family}_{version[0]}_{version[1]}+ {'/'.join(arches)}")
+    return ", ".join(parts)
+
+
+def describe_files(files: Iterable[LockedFile]) -> str:
+    """What a release does publish, short enough to read: which interpreters have wheels
+    on which platforms, and whether there is an sdist (a release may list 40 files)."""
+    platforms: dict[str, set[str]] = {}
+    sdists: list[str] = []
+    unnamed = 0
+    for f in files:
+        if f.is_wheel:
+            interpreter, abi, plat = (f.filename or "")[:-4].split("-")[-3:]
+            label = (interpreter if abi == "none" else f"{interpreter}-abi3" if abi == "abi3"
+                     else interpreter if abi == interpreter else f"{interpreter}-{abi}")
+            platforms.setdefault(label, set()).update(plat.split("."))
+        elif f.filename:
+            sdists.append(f.filename)
+        else:
+            unnamed += 1
+    grouped: dict[str, list[str]] = {}
+    for label in sorted(platforms, key=_interpreter_order):
+        grouped.setdefault(_platforms(platforms[label]), []).append(label)
+    said = [f"{', '.join(labels)} on {where}" for where, labels in grouped.items()]
+    if not said:
+        text = ("no wheel at all, only the sdist " + ", ".join(sorted(sdists)) if sdists
+                else "the lock lists no files for it")
+    else:
+        text = "wheels: " + "; ".join(said)
+        if sdists:
+            text += "; also an sdist"
+    if unnamed:
+        text += f" ({unnamed} file(s) the index did not name)"
+    return text
+
+
+def _interpreter_order(label: str) -> tuple[bool, int, str]:
+    """CPython and pure first, then other implementations; cp39 before cp310."""
+    digits = "".join(c for c in label.split("-")[0].split(".")[0] if c.isdigit())
+    return (not label.startswith(("cp", "py")), int(digits) if digits else 0, label)

@@ -30,7 +30,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
-from ..model import Condition, Lock, LockedFile, LockedPackage, Source
+from ..model import Condition, Lock, LockedFile, LockedPackage, Source, Unusable
 from . import read_bytes, sha256_hex
 
 SUPPORTED = (6,)
@@ -103,12 +103,21 @@ class _Entry:
     def fail(self, message: str) -> NoReturn:
         raise LockError(self.path, f"{self.category} package {self.raw}: {message}", self.line)
 
+    def unusable(self, message: str) -> NoReturn:
+        """The entry is well formed but cannot be installed: refused per target (select)."""
+        raise _Unusable(f"{message} ({self.path.name}, {self.category}"
+                        + (f", line {self.line})" if self.line else ")"))
+
+
+class _Unusable(Exception):
+    """Raised while reading one entry; turned into a model.Unusable by parse."""
+
 
 def _refuse_non_index(e: _Entry) -> None:
     for key, what in _REFUSED.items():
         if key in e.entry and (key != "editable" or e.entry[key]):
             detail = "" if key == "editable" else f" ({e.entry[key]})"
-            e.fail(f"comes from {what}{detail}, not a wheel on an index; build it into a "
+            e.unusable(f"comes from {what}{detail}, not a wheel on an index; build it into a "
                    "wheel, publish it on an index and lock that (or bundle your own "
                    "project's wheel with --dist)")
 
@@ -117,7 +126,7 @@ def _version(e: _Entry) -> Version:
     text = str(e.entry.get("version", ""))
     pinned = text.removeprefix("===") if text.startswith("===") else text.removeprefix("==")
     if pinned == text or not pinned or "*" in pinned:
-        e.fail(f"version {text!r} is not one pinned version (pipenv writes ==X; `*` means "
+        e.unusable(f"version {text!r} is not one pinned version (pipenv writes ==X; `*` means "
                "pipenv could not lock it, as for a package whose markers exclude the "
                "machine that ran `pipenv lock`)")
     try:
@@ -132,7 +141,7 @@ def _files(e: _Entry, allow_unhashed: bool) -> tuple[LockedFile, ...]:
         e.fail("`hashes` must be a list")
     digests = [d for d in map(sha256_hex, hashes) if d is not None]
     if not digests and not allow_unhashed:
-        e.fail("has no sha256 hashes (hashes are the lock; re-run `pipenv lock`, or pass "
+        e.unusable("has no sha256 hashes (hashes are the lock; re-run `pipenv lock`, or pass "
                "--allow-unhashed)")
     return tuple(LockedFile(sha256=d) for d in dict.fromkeys(digests))
 
@@ -183,6 +192,7 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
     primary = next(iter(sources.values()), default)
 
     packages: dict[NormalizedName, LockedPackage] = {}
+    unusable: list[Unusable] = []
     groups = {"main", "dev"}
     for category, section in doc.items():
         if category == "_meta":
@@ -194,14 +204,20 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
         groups.add(group)
         for raw, entry in section.items():
             e = _Entry(path, text, category, raw, entry)
-            _refuse_non_index(e)
-            package = LockedPackage(
-                name=canonicalize_name(raw), version=_version(e),
-                files=_files(e, allow_unhashed),
-                when=(Condition(group=group, marker=_marker(e)),),
-                source=_source(e, sources, primary))
+            when = (Condition(group=group, marker=_marker(e)),)
+            try:
+                _refuse_non_index(e)
+                package = LockedPackage(
+                    name=canonicalize_name(raw), version=_version(e),
+                    files=_files(e, allow_unhashed), when=when,
+                    source=_source(e, sources, primary))
+            except _Unusable as exc:
+                unusable.append(Unusable(canonicalize_name(raw),
+                                         str(e.entry.get("version", "")), str(exc), when))
+                continue
             old = packages.get(package.name)
             packages[package.name] = package if old is None else _merge(old, package, e)
     return Lock(path=path, format="pipfile", sha256=digest,
                 packages=tuple(sorted(packages.values(), key=lambda p: p.name)),
-                default_groups=frozenset({"main"}), groups=frozenset(groups))
+                default_groups=frozenset({"main"}), groups=frozenset(groups),
+                unusable=tuple(unusable))
