@@ -90,6 +90,14 @@ def run(cmd: list, what: str, env: dict | None = None, cwd: str | None = None):
     return proc
 
 
+def pip_install(python: str, wheels: str, listing: str) -> list:
+    """The one pip command line that installs a bundle listing: offline, hash-checked, no
+    resolver, and deaf to the machine's pip configuration (the bundle alone decides)."""
+    return [python, "-m", "pip", "install", "--isolated", "--no-index", "--no-deps",
+            "--require-hashes", "--only-binary=:all:", "--no-input", "--quiet",
+            "--find-links", wheels, "-r", listing]
+
+
 def venv_python(venv: str) -> str:
     return os.path.join(venv, "Scripts", "python.exe") if os.name == "nt" \
         else os.path.join(venv, "bin", "python")
@@ -620,9 +628,7 @@ def restore(root: str, venv: str, target: str | None = None, keep: int | None = 
             listing = os.path.join(root, "targets", chosen, name)
             if name == "own.txt" and not os.path.isfile(listing):
                 continue
-            run([py, "-m", "pip", "install", "--isolated", "--no-index", "--no-deps",
-                 "--require-hashes", "--only-binary=:all:", "--no-input", "--quiet",
-                 "--find-links", os.path.join(root, "wheels"), "-r", listing],
+            run(pip_install(py, os.path.join(root, "wheels"), listing),
                 f"pip install ({name})", clean_env())
         run([py, "-m", "pip", "check"], "pip check", clean_env())
         imported = smoke(py, distributions_for(manifest, chosen), smoke_command,

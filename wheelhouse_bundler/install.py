@@ -12,25 +12,26 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from packaging.tags import Tag
 from packaging.utils import parse_wheel_filename
 
 from . import bootstrap, targets, uvtool
 from .errors import BundlerError, InstallError, IntegrityError, UsageError
-from .manifest import own_path, requirements_path, wheel_path
+from .manifest import own_path, requirements_path
 from .model import Manifest, Target
 from .signing import Trust
 from .verify import verify_signed
 
 Log = Callable[[str], None]
+T = TypeVar("T")
 _DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _SAME_INTERPRETER = ("python_version", "sys_platform", "implementation_name")
 """Markers a bundle target must share with the interpreter: its requirements were chosen
@@ -51,13 +52,7 @@ class Installed:
     warnings: tuple[str, ...] = ()
 
 
-def clean_env() -> dict[str, str]:
-    """The environment for pip: none of the machine's PIP_* settings or config files."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PIP_", "UV_", "PYTHON")) and k != "VIRTUAL_ENV"}
-    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1",
-               PIP_NO_INPUT="1")
-    return env
+clean_env = bootstrap.clean_env
 
 
 def interpreter_target(python: str | None) -> Target:
@@ -66,11 +61,6 @@ def interpreter_target(python: str | None) -> Target:
     The probe is stdlib-only, so this works on an interpreter with nothing installed.
     """
     return targets.interpreter(python)[0]
-
-
-def interpreter_tags(python: str | None) -> list[Tag]:
-    """The tags the interpreter's own pip accepts, best first."""
-    return list(interpreter_target(python).tags)
 
 
 def choose_target(manifest: Manifest, tag_list: list[Tag], wanted: str | None,
@@ -116,39 +106,37 @@ def choose_target(manifest: Manifest, tag_list: list[Tag], wanted: str | None,
     return best[1]
 
 
-def _run(cmd: list[str], what: str, env: dict[str, str] | None = None
-         ) -> subprocess.CompletedProcess[str]:
+def _typed(failure: bootstrap.Failure) -> BundlerError:
+    """bootstrap.py is stdlib-only (it ships inside bundles); give its failures our types."""
+    kind = {2: UsageError, 3: IntegrityError}.get(failure.code, InstallError)
+    return kind(str(failure))
+
+
+def _shared(step: Callable[..., T], *args: Any) -> T:
+    """Run one of the release mechanics that bootstrap.py owns (the bundle's own installer
+    and this tool must make, switch and roll back releases alike), with our error types."""
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    except OSError as exc:
-        raise InstallError(f"{what}: cannot run {cmd[0]}: {exc.strerror}") from exc
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise InstallError(f"{what} failed (exit {proc.returncode}): {' | '.join(tail)}")
-    return proc
+        return step(*args)
+    except bootstrap.Failure as exc:
+        raise _typed(exc) from None
+
+
+def _run(cmd: list[str], what: str) -> None:
+    _shared(bootstrap.run, cmd, what, clean_env())
 
 
 def venv_python(venv: Path) -> Path:
-    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    return Path(bootstrap.venv_python(str(venv)))
 
 
 def _releases_dir(venv: Path) -> Path:
-    return venv.with_name(venv.name + ".releases")
+    return Path(bootstrap.releases_dir(str(venv)))
 
 
 def _check_replaceable(venv: Path) -> Path | None:
     """The release `venv` links to now, or None; refuse to replace anything we did not make."""
-    if venv.is_symlink():
-        current = Path(os.readlink(venv))
-        current = current if current.is_absolute() else venv.parent / current
-        if current.parent.resolve() != _releases_dir(venv).resolve():
-            raise UsageError(f"{venv} is a symlink to {current}, not to a release made by "
-                             "wheelhouse-bundler; refusing to replace it")
-        return current
-    if venv.exists():
-        raise UsageError(f"{venv} exists and is not a wheelhouse-bundler release link; "
-                         "move it away or choose another --venv")
-    return None
+    current = _shared(bootstrap.current_release, str(venv))
+    return Path(current) if current is not None else None
 
 
 def install(bundle: Path, venv: Path, *, python: str | None = None, target: str | None = None,
@@ -184,7 +172,7 @@ def install(bundle: Path, venv: Path, *, python: str | None = None, target: str 
         release = _new_release(releases, checked.top)
         log(f"creating venv {release}")
         venv_cmd = [interpreter, "-m", "venv", str(release)]
-        _run(venv_cmd + (["--without-pip"] if tool else []), "creating the venv", clean_env())
+        _run(venv_cmd + (["--without-pip"] if tool else []), "creating the venv")
         clock.lap("venv")
         py = str(venv_python(release))
         wheels = checked.root / "wheels"
@@ -197,11 +185,9 @@ def install(bundle: Path, venv: Path, *, python: str | None = None, target: str 
             uvtool.check(tool, py)
         else:
             log(f"installing {count} wheels offline with pip")
-            _run([py, "-m", "pip", "install", "--isolated", "--no-index", "--no-deps",
-                  "--require-hashes", "--only-binary=:all:", "--no-input", "--quiet",
-                  "--find-links", str(wheels), "-r", str(reqs)], "pip install", clean_env())
+            _run(bootstrap.pip_install(py, str(wheels), str(reqs)), "pip install")
             clock.lap("install")
-            _run([py, "-m", "pip", "check"], "pip check", clean_env())
+            _run([py, "-m", "pip", "check"], "pip check")
         own = checked.root / own_path(chosen)
         if own.is_file():  # the project's own wheels: last, --no-deps, hash-checked
             log("installing the project's own wheels")
@@ -209,16 +195,14 @@ def install(bundle: Path, venv: Path, *, python: str | None = None, target: str 
                 uvtool.install(tool, py, wheels, own)
                 uvtool.check(tool, py)
             else:
-                _run([py, "-m", "pip", "install", "--isolated", "--no-index", "--no-deps",
-                      "--require-hashes", "--only-binary=:all:", "--no-input", "--quiet",
-                      "--find-links", str(wheels), "-r", str(own)], "pip install (own wheels)",
-                     clean_env())
-                _run([py, "-m", "pip", "check"], "pip check", clean_env())
+                _run(bootstrap.pip_install(py, str(wheels), str(own)),
+                     "pip install (own wheels)")
+                _run([py, "-m", "pip", "check"], "pip check")
         clock.lap("check")
         imported = _smoke(py, sorted({f.name for f in checked.manifest.files_for(chosen)}),
                           smoke_command, smoke_imports, warnings.append)
         clock.lap("smoke")
-        _switch(venv, release)
+        _shared(bootstrap.switch, str(venv), str(release))
         clock.lap("switch")
         log(f"{venv} -> {release}")
     except BaseException as exc:
@@ -253,58 +237,23 @@ class _Clock:
         self._last = now
 
 
-def _typed(failure: bootstrap.Failure) -> BundlerError:
-    """bootstrap.py is stdlib-only (it ships inside bundles); give its failures our types."""
-    kind = {2: UsageError, 3: IntegrityError}.get(failure.code, InstallError)
-    return kind(str(failure))
-
-
 def _smoke(python: str, distributions: list[str], command: str | None, imports: bool,
            warn: Log) -> list[str]:
-    try:
-        return bootstrap.smoke(python, distributions, command, imports, warn)
-    except bootstrap.Failure as exc:
-        raise _typed(exc) from None
+    return _shared(bootstrap.smoke, python, distributions, command, imports, warn)
 
 
 def rollback(venv: Path, to: str | None = None) -> tuple[Path, Path]:
     """Switch `venv` back to the previous release (or `to`); returns (from, to)."""
-    try:
-        old, new = bootstrap.rollback(os.path.abspath(venv), to)
-    except bootstrap.Failure as exc:
-        raise _typed(exc) from None
+    old, new = _shared(bootstrap.rollback, os.path.abspath(venv), to)
     return Path(old), Path(new)
 
 
 def prune(venv: Path, keep: int) -> list[Path]:
     """Remove releases beyond the `keep` newest, sparing the current and previous ones."""
-    try:
-        return [Path(p) for p in bootstrap.prune(os.path.abspath(venv), keep)]
-    except bootstrap.Failure as exc:
-        raise _typed(exc) from None
-
-
-def releases(venv: Path) -> list[Path]:
-    """The release folders beside `venv`, oldest first."""
-    return [Path(p) for p in bootstrap.list_releases(os.path.abspath(venv))]
+    return [Path(p) for p in _shared(bootstrap.prune, os.path.abspath(venv), keep)]
 
 
 def _new_release(releases: Path, top: str) -> Path:
     """A reserved, empty release folder named to sort after every existing release."""
     venv = releases.with_name(releases.name[: -len(".releases")])
-    try:
-        return Path(bootstrap.new_release(str(venv), top))
-    except bootstrap.Failure as exc:
-        raise _typed(exc) from None
-
-
-def _switch(venv: Path, release: Path) -> None:
-    """Point `venv` at `release` in one atomic rename of a fresh symlink."""
-    tmp = venv.with_name(f".{venv.name}.switch-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    os.symlink(release, tmp)
-    os.replace(tmp, venv)
-
-
-def wheel_paths(manifest: Manifest, target: str) -> list[str]:
-    return [wheel_path(f.filename) for f in manifest.files_for(target)]
+    return Path(_shared(bootstrap.new_release, str(venv), top))
