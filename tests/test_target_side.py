@@ -1,0 +1,37 @@
+"""The target side (verify, install, rehearse) must run where there is no network: a
+guard that importing it loads no network code, as uv's crate split guarantees for its
+installer. A new import that drags httpx into install fails here, not on a bastion."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+TARGET_SIDE = ("wheelhouse_bundler.verify", "wheelhouse_bundler.install",
+               "wheelhouse_bundler.rehearse", "wheelhouse_bundler.bootstrap",
+               "wheelhouse_bundler.probe")
+NETWORK = ("httpx", "httpcore", "h11", "h2", "certifi", "ssl", "wheelhouse_bundler.net",
+           "wheelhouse_bundler.fetch", "wheelhouse_bundler.index", "wheelhouse_bundler.tls",
+           "wheelhouse_bundler.pipeline")
+
+
+def loaded_after(*modules: str) -> set[str]:
+    code = ("import importlib, json, sys\n"
+            f"for m in {list(modules)!r}: importlib.import_module(m)\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    return set(json.loads(out))
+
+
+def test_the_target_side_imports_no_network_code() -> None:
+    loaded = loaded_after(*TARGET_SIDE)
+    assert set(TARGET_SIDE) <= loaded
+    assert sorted(m for m in loaded if m in NETWORK or m.split(".")[0] in NETWORK) == []
+
+
+def test_the_guard_sees_network_code_when_it_is_imported() -> None:
+    """The check above can fail: the build side does load it (httpx itself lazily)."""
+    loaded = loaded_after("wheelhouse_bundler.fetch")
+    assert {"ssl", "wheelhouse_bundler.net"} <= loaded
