@@ -480,6 +480,24 @@ def _musl():
     return None
 
 
+def _native_linux_first() -> bool:
+    """Whether this interpreter's pip ranks `linux_<arch>` before manylinux: the packaging
+    it vendors (found without importing pip) is 26.3 or later. The build box follows the
+    same fact from the probe (targets._NATIVE_LINUX_FIRST_SINCE);
+    tests/test_target_choice.py keeps the two choices agreeing."""
+    try:
+        import importlib.util
+        spec = importlib.util.find_spec("pip")
+        folder = next(iter(spec.submodule_search_locations or ())) if spec else None
+        if folder is None:
+            return True  # no pip: a fresh one, which follows today's rules
+        with open(os.path.join(folder, "_vendor", "vendor.txt"), encoding="utf-8") as f:
+            match = re.search(r"^packaging==(\d+)\.(\d+)", f.read(), re.M)
+    except (ImportError, ValueError, OSError, StopIteration):
+        return True
+    return not match or (int(match.group(1)), int(match.group(2))) >= (26, 3)
+
+
 def platforms() -> list:
     """This machine's platform tags, best first (as pip would order them)."""
     plat = re.sub(r"[.\- ]", "_", sysconfig.get_platform())
@@ -502,7 +520,7 @@ def platforms() -> list:
             if musl is not None:
                 out += [f"musllinux_{musl[0]}_{m}_{arch}"
                         for m in range(musl[1], -1, -1)]
-        return [*out, "linux_" + arch]
+        return ["linux_" + arch, *out] if _native_linux_first() else [*out, "linux_" + arch]
     if plat.startswith("macosx_"):
         release = platform.mac_ver()[0] or "10.9"
         major, minor = (int(x) for x in ([*release.split("."), "0"])[:2])
@@ -560,21 +578,31 @@ def marker_env() -> dict:
             "sys_platform": sys.platform, "implementation_name": sys.implementation.name}
 
 
-def choose_target(manifest: dict, wanted: str | None = None) -> str:
-    """The bundle target whose every wheel this interpreter accepts, best ranked first."""
+def choose_target(manifest: dict, tags: list, environment: dict,
+                  wanted: str | None = None) -> str:
+    """The bundle target whose every wheel an interpreter accepts, best fit first.
+
+    `tags` are the interpreter's (interpreter, abi, platform) triples, best first, and
+    `environment` its markers (empty: not checked). The one implementation for this file
+    and for wheelhouse-bundler's install, which passes the tags packaging computes from the
+    interpreter's probe. Best fit: the target whose wheels rank best, compared worst
+    wheel first (pure wheels shared by all targets tie, the next decides), then by name.
+    A target made for another Python version or OS is ruled out even when all its wheels
+    are pure: its requirements were chosen by evaluating the lock's markers for it.
+    """
     names = [t["name"] for t in manifest["targets"]]
-    if wanted is not None:
-        if wanted not in names:
-            raise usage("target {!r} is not in the bundle (it has: {})".format(
-                wanted, ", ".join(names)))
-        return wanted
-    rank = {tag: i for i, tag in enumerate(interpreter_tags())}
-    here = marker_env()
+    if wanted is not None and wanted not in names:
+        raise usage("target {!r} is not in the bundle (it has: {})".format(
+            wanted, ", ".join(names)))
+    rank = {tuple(tag): i for i, tag in enumerate(tags)}
     best = None
     why = []
     for target in manifest["targets"]:
+        if wanted is not None and target["name"] != wanted:
+            continue
         env = target.get("environment", {})
-        off = [k for k in _SAME_INTERPRETER if env.get(k) not in (None, here[k])]
+        off = [k for k in _SAME_INTERPRETER
+               if k in environment and env.get(k) not in (None, environment[k])]
         if off:
             why.append("{} ({} {})".format(target["name"], off[0], env.get(off[0])))
             continue
@@ -592,13 +620,13 @@ def choose_target(manifest: dict, wanted: str | None = None) -> str:
             if best is None or key < best:
                 best = key
     if best is None:
-        raise install_failed("no target in the bundle fits this interpreter (Python {}, {}); "
-                             "the bundle has: {}".format(here["python_version"],
-                                                         platforms()[0], "; ".join(why)))
+        here = ", python_version {}".format(environment["python_version"]) \
+            if "python_version" in environment else ""
+        which = f"target {wanted} does not fit" if wanted \
+            else "no target in the bundle fits"
+        raise install_failed("{} this interpreter (best tag {}{}); the bundle has: {}".format(
+            which, "-".join(tags[0]) if tags else "none", here, "; ".join(why)))
     return best[1]
-
-
-# ---- the whole restore
 
 
 def distributions_for(manifest: dict, target: str) -> list:
@@ -614,7 +642,7 @@ def restore(root: str, venv: str, target: str | None = None, keep: int | None = 
     previous = current_release(venv)
     log(f"verifying {root}")
     manifest = verify_folder(root)
-    chosen = choose_target(manifest, target)
+    chosen = choose_target(manifest, interpreter_tags(), marker_env(), target)
     log(f"target {chosen}")
     release = None
     try:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from packaging.tags import Tag
-from packaging.utils import parse_wheel_filename
 
 from . import bootstrap, targets, uvtool
 from .errors import BundlerError, InstallError, IntegrityError, UsageError
@@ -33,9 +32,6 @@ from .verify import verify_signed
 Log = Callable[[str], None]
 T = TypeVar("T")
 _DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
-_SAME_INTERPRETER = ("python_version", "sys_platform", "implementation_name")
-"""Markers a bundle target must share with the interpreter: its requirements were chosen
-by evaluating the lock's markers with them."""
 
 
 @dataclass(frozen=True)
@@ -65,45 +61,14 @@ def interpreter_target(python: str | None) -> Target:
 
 def choose_target(manifest: Manifest, tag_list: list[Tag], wanted: str | None,
                   environment: Mapping[str, str] | None = None) -> str:
-    """The bundle target whose every wheel this interpreter accepts, best fit first.
-
-    Best fit: the target whose wheels rank best in the interpreter's tags, compared
-    worst wheel first (pure wheels shared by all targets tie, the next decides), then by
-    name. With `environment` (the interpreter's markers), a target made for another
-    Python version or OS is ruled out even when all its wheels are pure.
-    """
-    names = [t.name for t in manifest.targets]
-    if wanted is not None and wanted not in names:
-        raise UsageError(f"target {wanted!r} is not in the bundle (it has: "
-                         f"{', '.join(names)})")
-    rank = {tag: i for i, tag in enumerate(tag_list)}
-    best: tuple[tuple[int, ...], str] | None = None
-    why: list[str] = []
-    for target in manifest.targets:
-        if wanted is not None and target.name != wanted:
-            continue
-        mismatch = [k for k in _SAME_INTERPRETER if environment is not None
-                    and target.environment.get(k) != environment.get(k)]
-        if mismatch:
-            why.append(f"{target.name} ({mismatch[0]} {target.environment.get(mismatch[0])})")
-            continue
-        fits: list[int] = []
-        for f in manifest.files_for(target.name):
-            ranks = [rank[t] for t in parse_wheel_filename(f.filename)[3] if t in rank]
-            if not ranks:
-                why.append(f"{target.name} ({f.filename} does not fit)")
-                break
-            fits.append(min(ranks))
-        else:
-            key = (tuple(sorted(fits, reverse=True)), target.name)
-            if best is None or key < best:
-                best = key
-    if best is None:
-        here = f", python_version {environment.get('python_version')}" if environment else ""
-        which = f"target {wanted} does not" if wanted else "no target in the bundle"
-        raise InstallError(f"{which} fit{'' if wanted else 's'} this interpreter (best tag "
-                           f"{tag_list[0]}{here}); the bundle has: {'; '.join(why)}")
-    return best[1]
+    """bootstrap.choose_target (the one implementation) with this tool's types: the tags
+    come from packaging, through the interpreter's probe."""
+    plain = {"targets": [{"name": t.name, "environment": dict(t.environment)}
+                         for t in manifest.targets],
+             "files": [{"filename": f.filename, "targets": list(f.targets)}
+                       for f in manifest.files]}
+    triples = [(t.interpreter, t.abi, t.platform) for t in tag_list]
+    return _shared(bootstrap.choose_target, plain, triples, dict(environment or {}), wanted)
 
 
 def _typed(failure: bootstrap.Failure) -> BundlerError:
