@@ -39,6 +39,11 @@ def _secrets(password: str) -> list[bytes]:
     return [password.encode(), header]
 
 
+def _file_url(server: IndexServer, index_url: str, wheel: Path) -> str:
+    """A wheel's URL in a lock that records one, with the index URL's user info."""
+    return server.file_url(wheel.name).replace(server.base_url, index_url.split("simple/")[0])
+
+
 # Each writer makes the project for one URL source: (lock path, extra environment).
 Writer = Callable[[Path, IndexServer, str, list[Pin]], tuple[Path, dict[str, str]]]
 
@@ -95,7 +100,7 @@ def _uv(root: Path, server: IndexServer, url: str, pins: list[Pin]
     for p in pins:
         out += ["[[package]]", f'name = "{p.name}"', f'version = "{p.version}"',
                 f'source = {{ registry = "{url}" }}', "wheels = ["]
-        out += [f'    {{ url = "{server.file_url(w.name)}", hash = "sha256:{sha256_of(w)}" }},'
+        out += [f'    {{ url = "{_file_url(server, url, w)}", hash = "sha256:{sha256_of(w)}" }},'
                 for w in p.wheels]
         out += ["]", ""]
     lock = root / "uv.lock"
@@ -111,7 +116,7 @@ def _pylock(root: Path, server: IndexServer, url: str, pins: list[Pin]
                 f'index = "{url}"', ""]
         for w in p.wheels:
             out += ["[[packages.wheels]]", f'name = "{w.name}"',
-                    f'url = "{server.file_url(w.name)}"', "",
+                    f'url = "{_file_url(server, url, w)}"', "",
                     "[packages.wheels.hashes]", f'sha256 = "{sha256_of(w)}"', ""]
     lock = root / "pylock.toml"
     lock.write_text("\n".join(out))
