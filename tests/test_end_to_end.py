@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from clirun import cli_offline, run_cli
 from locktext import Pin, hashed_requirements, poetry_lock, pyproject
-from wheelfactory import build_wheel
+from wheelfactory import build_wheel, sha256_of
 
 from wheelhouse_bundler.cli import main
 
@@ -188,15 +188,23 @@ def test_tampered_wheel_is_refused_before_anything_is_installed(project, index_s
 def test_wrong_hash_on_index_is_refused_and_nothing_is_written(project, index_server,
                                                                wheel_factory, tmp_path,
                                                                capsys) -> None:
-    root, _ = project
+    root, pins = project
     # The index now serves other bytes under alpha's name (a compromised mirror).
     evil = build_wheel(tmp_path / "evil", "alpha", "1.0", extra_files={"alpha/x.py": b"1"})
     shutil.copy(evil, index_server.root / evil.name)
-    out = tmp_path / "app.tar"
+    out, cache = tmp_path / "app.tar", tmp_path / "cache"
+    locked = next(p for p in pins if p.name == "alpha").wheels[0]
     assert cli("bundle", root, "-o", out, "--index-url", index_server.url,
-               "--cache-dir", tmp_path / "cache", "-q") == 3
+               "--cache-dir", cache, "-q") == 3
     err = capsys.readouterr().err
-    assert "alpha-1.0-py3-none-any.whl" in err and "Traceback" not in err
+    # Refused by the index listing, before a byte is fetched (the hash check while
+    # streaming would also exit 3, but only after downloading the mirror's file).
+    assert (f"alpha-1.0-py3-none-any.whl: source 'default' lists sha256 {sha256_of(evil)}, "
+            f"the lock says {sha256_of(locked)}") in err and "Traceback" not in err
+    assert not any(r.startswith("/packages/alpha") for r in index_server.requests())
+    cached = [p for p in cache.rglob("*") if p.is_file()] if cache.exists() else []
+    assert not any(sha256_of(evil) in p.name or p.read_bytes() == evil.read_bytes()
+                   for p in cached)
     assert not out.exists() and not (tmp_path / "app.tar.sha256").exists()
     assert list(tmp_path.glob(".app.tar.*")) == []
 
