@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from clirun import run_cli
 from packaging.markers import default_environment
 from packaging.tags import Tag, sys_tags
 from packaging.utils import canonicalize_name
@@ -359,3 +360,22 @@ def test_two_different_targets_under_one_name_are_refused(tmp_path, host_facts) 
     with pytest.raises(UsageError, match="two different targets are named 'cp312-win_amd64'"):
         targets.resolve(["cp312-win_amd64"], [path])
     assert len(targets.resolve(["host", "host"])) == 1
+
+
+def test_target_info_as_its_own_process_is_that_interpreters_pip_view(tmp_path) -> None:
+    """Run on a target as an operator would: the JSON on stdout has the tags the
+    interpreter's own pip accepts, in its order, and its markers; it is a target file."""
+    python = pyenv_python(12) or sys.executable
+    done = run_cli("target-info", "--python", python, env=clean_env())
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    info = json.loads(done.stdout)
+    code = ("import json\n"
+            "from pip._internal.utils.compatibility_tags import get_supported\n"
+            "from pip._vendor.packaging import markers\n"
+            "print(json.dumps({'tags': [str(t) for t in get_supported()],\n"
+            "                  'env': markers.default_environment()}))\n")
+    theirs = json.loads(run_python(python, code))
+    assert info["tags"] == theirs["tags"] and info["environment"] == theirs["env"]
+    path = tmp_path / "target.json"
+    path.write_text(done.stdout)
+    assert targets.load_target_file(path).name == info["name"]
