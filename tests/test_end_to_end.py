@@ -355,4 +355,7 @@ def test_export_download_and_inspect_as_an_operator_runs_them(project, index_ser
     refused = run_cli("inspect", bad, "--json")
     assert refused.returncode == 3 and refused.stdout == ""
     assert wheels["beta"].name in refused.stderr
+    checked = run_cli("verify", bad)
+    assert checked.returncode == 3 and wheels["beta"].name in checked.stderr
+    assert run_cli("verify", out).returncode == 0
     assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
