@@ -191,3 +191,33 @@ def test_password_in_an_index_url_is_never_shown_or_stored(
         said = done.stderr.strip().splitlines()
         assert len(said) == 1 and "network error" in said[0], done.stderr
         assert "ghost" in said[0] if with_ghost else "403 Forbidden" in said[0], said
+
+
+@pytest.mark.parametrize("outcome", list(OUTCOMES))
+def test_password_in_pips_index_url_stays_out_of_lock_output(
+        outcome: str, tmp_path: Path, auth_index_server: IndexServer,
+        wheel_factory: WheelFactory) -> None:
+    """`lock` hands the URL to pip-compile (in its environment, never its argv): the
+    lock it writes, and what either process says, hold no password."""
+    password, with_ghost, _ = OUTCOMES[outcome]
+    auth_index_server.add(wheel_factory("alpha", "1.0"))
+    source = tmp_path / "requirements.in"
+    source.write_text("alpha\n" + ("ghost==1.0\n" if with_ghost else ""))
+    output = tmp_path / "out" / "requirements.txt"
+    env = clean_env(XDG_CACHE_HOME=str(tmp_path / "xdg"), NETRC=str(tmp_path / "no-netrc"),
+                    PIP_INDEX_URL=_with_user(auth_index_server.url, password))
+
+    done = run_cli("lock", source, "-o", output, env=env)
+
+    shown = (done.stdout + done.stderr).encode()
+    for secret in _secrets(password):
+        assert secret not in shown
+        for path in _files_under(output.parent, tmp_path / "xdg"):
+            assert secret not in path.read_bytes(), path
+    if outcome == "bundled":
+        assert done.returncode == 0, done.stderr
+        assert "alpha==1.0" in output.read_text()
+    else:
+        assert done.returncode == (2 if with_ghost else 4) and not output.exists(), done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert ("ghost" if with_ghost else "403") in done.stderr, done.stderr
