@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from clirun import run_cli
 from locktext import Pin, hashed_requirements, poetry_lock, pyproject
 
 from wheelhouse_bundler import audit
@@ -192,3 +193,19 @@ def test_hashed_requirements_helper_locks_are_audited_too(tmp_path: Path, wheel_
     lock.write_text(hashed_requirements([Pin("eta", "2.1", [wheel_factory("eta", "2.1")])]))
     assert cli("audit", lock, "--osv-db", OSV) == 3
     assert "PYSEC-0000-TEST8" in capsys.readouterr().out
+
+
+def test_audit_as_its_own_process(tmp_path: Path, osv_zip: Path) -> None:
+    """Exit 3 with the findings while anything is vulnerable, exit 0 once each is
+    accepted by id or alias; the JSON on stdout, the verdict on stderr."""
+    lock = _lock(tmp_path)
+    done = run_cli("audit", lock, "--osv-db", osv_zip, "--json")
+    assert done.returncode == 3, done.stderr
+    report = json.loads(done.stdout)
+    assert [(f["package"], f["id"]) for f in report["findings"]] == [
+        ("beta", "PYSEC-0000-TEST2"), ("gamma", "PYSEC-0000-TEST3")]
+    assert "vulnerable" in done.stderr and "Traceback" not in done.stderr
+    accepted = run_cli("audit", lock, "--osv-db", osv_zip, "--json", "--ignore-vuln",
+                       "PYSEC-0000-TEST2", "--ignore-vuln", "GHSA-aaaa-bbbb-c003")
+    assert accepted.returncode == 0, accepted.stderr
+    assert json.loads(accepted.stdout)["findings"] == []

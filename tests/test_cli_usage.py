@@ -6,6 +6,9 @@ stopped depending on click) is exactly what an in-process shortcut could hide.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from clirun import run_cli
 
@@ -43,3 +46,21 @@ def test_every_command_has_help_with_an_example() -> None:
         assert done.returncode == 0, done.stderr
         assert "Example" in done.stdout and f"wheelhouse-bundler {command} " in done.stdout, \
             command
+
+
+def _listed_commands() -> set[str]:
+    """The command names in `--help`'s Commands panel."""
+    text = run_cli("--help").stdout
+    panel = text[text.index("Commands"):]
+    return {m[1] for m in re.finditer(r"^│ ([a-z][a-z-]*)\s{2,}", panel, re.M)}
+
+
+def test_every_command_runs_as_its_own_process_somewhere_in_the_suite() -> None:
+    """A guard on the suite itself: each command `--help` lists (so a new one too) is run
+    through clirun by at least one test beyond this file, as an operator runs it."""
+    listed = _listed_commands()
+    assert listed == {*COMMANDS, "version"}, listed
+    sources = "\n".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py")
+                        if p.name != Path(__file__).name)
+    called = set(re.findall(r"\b(?:run_cli|cli_offline)\(\s*\"([a-z-]+)\"", sources))
+    assert set(COMMANDS) - called == set()

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+from clirun import run_cli
 from venvs import pip_freeze
 from wheelfactory import build_wheel, sha256_of
 
@@ -121,3 +122,22 @@ def test_missing_input_is_exit_2(tmp_path, clean_environ, capsys) -> None:
     assert cli("lock", tmp_path / "nope.in", "--index-url", DEAD) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nope.in: no such file" in err
+
+
+def test_lock_as_its_own_process(tmp_path, served, index_server) -> None:
+    """pip-compile runs under the CLI's own process: the lock pins what the index serves,
+    the summary goes to stderr, and a requirement the index lacks is exit 2, no file."""
+    source = tmp_path / "requirements.in"
+    source.write_text("beta\n")
+    output = tmp_path / "locked.txt"
+    done = run_cli("lock", source, "-o", output, "--index-url", index_server.url)
+    assert done.returncode == 0, done.stderr
+    assert "2 pinned, hashed packages" in done.stderr
+    assert _entries(output.read_text()) == {
+        "alpha": ("1.1", {served["alpha-1.1-py3-none-any.whl"]}),
+        "beta": ("2.0", {served["beta-2.0-py3-none-any.whl"]})}
+    source.write_text("nosuchthing==1.0\n")
+    missing = tmp_path / "missing.txt"
+    failed = run_cli("lock", source, "-o", missing, "--index-url", index_server.url)
+    assert failed.returncode == 2 and not missing.exists()
+    assert len(failed.stderr.strip().splitlines()) == 1 and "nosuchthing" in failed.stderr

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import venvs
+from clirun import run_cli
 from indexserver import IndexServer
 from locktext import Pin, hashed_requirements
 from wheelfactory import build_wheel
@@ -147,3 +148,18 @@ def test_same_version_with_other_bytes_is_a_rebuild() -> None:
     assert (rebuilt.new.name, rebuilt.direction, rebuilt.fields) == ("alpha", "rebuild",
                                                                      ("sha256",))
     assert (downgraded.direction, downgraded.fields) == ("downgrade", ("version", "sha256"))
+
+
+def test_diff_as_its_own_process(bundles: tuple[Path, Path], tmp_path: Path) -> None:
+    """What an operator runs in review: exit 0 whatever differs, the report on stdout;
+    a bundle that is not there is exit 2 and one line, not a report."""
+    old, new = bundles
+    done = run_cli("diff", old, new, "--json")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    doc = json.loads(done.stdout)
+    assert {t["target"]: t["status"] for t in doc["targets"]} == {
+        LINUX: "changed", WIN: "changed", MAC: "removed", WIN312: "added"}
+    assert doc["identical"] is False
+    missing = run_cli("diff", old, tmp_path / "missing.tar")
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert len(missing.stderr.strip().splitlines()) == 1 and "missing.tar" in missing.stderr

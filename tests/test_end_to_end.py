@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from clirun import cli_offline, run_cli
 from locktext import Pin, hashed_requirements, poetry_lock, pyproject
-from wheelfactory import build_wheel
+from reqpins import pins as pins_of
+from wheelfactory import build_wheel, sha256_of
 
 from wheelhouse_bundler.cli import main
 
@@ -188,15 +189,23 @@ def test_tampered_wheel_is_refused_before_anything_is_installed(project, index_s
 def test_wrong_hash_on_index_is_refused_and_nothing_is_written(project, index_server,
                                                                wheel_factory, tmp_path,
                                                                capsys) -> None:
-    root, _ = project
+    root, pins = project
     # The index now serves other bytes under alpha's name (a compromised mirror).
     evil = build_wheel(tmp_path / "evil", "alpha", "1.0", extra_files={"alpha/x.py": b"1"})
     shutil.copy(evil, index_server.root / evil.name)
-    out = tmp_path / "app.tar"
+    out, cache = tmp_path / "app.tar", tmp_path / "cache"
+    locked = next(p for p in pins if p.name == "alpha").wheels[0]
     assert cli("bundle", root, "-o", out, "--index-url", index_server.url,
-               "--cache-dir", tmp_path / "cache", "-q") == 3
+               "--cache-dir", cache, "-q") == 3
     err = capsys.readouterr().err
-    assert "alpha-1.0-py3-none-any.whl" in err and "Traceback" not in err
+    # Refused by the index listing, before a byte is fetched (the hash check while
+    # streaming would also exit 3, but only after downloading the mirror's file).
+    assert (f"alpha-1.0-py3-none-any.whl: source 'default' lists sha256 {sha256_of(evil)}, "
+            f"the lock says {sha256_of(locked)}") in err and "Traceback" not in err
+    assert not any(r.startswith("/packages/alpha") for r in index_server.requests())
+    cached = [p for p in cache.rglob("*") if p.is_file()] if cache.exists() else []
+    assert not any(sha256_of(evil) in p.name or p.read_bytes() == evil.read_bytes()
+                   for p in cached)
     assert not out.exists() and not (tmp_path / "app.tar.sha256").exists()
     assert list(tmp_path.glob(".app.tar.*")) == []
 
@@ -297,3 +306,56 @@ def test_full_disk_while_writing_leaves_no_bundle(index_server, wheel_factory, t
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "File too large" in lines[0] and "Traceback" not in done.stderr
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_export_download_and_inspect_as_an_operator_runs_them(project, index_server,
+                                                                tmp_path) -> None:
+    """Each command as its own process (exit code, stdout, files), for a Windows target
+    from this Linux box: the marker-only package is in, the dev group only when asked."""
+    root, pins = project
+    wheels = {p.name: p.wheels[0] for p in pins}
+    win = "cp312-win_amd64"
+
+    exported = tmp_path / "win-requirements.txt"
+    done = run_cli("export", root / "poetry.lock", "-t", win, "-o", exported, "-q")
+    assert done.returncode == 0 and done.stdout == "", done.stderr
+    assert pins_of(exported.read_text(), None) == {
+        n: ("1.0" if n != "beta" else "2.0", frozenset({sha256_of(wheels[n])}))
+        for n in ("alpha", "beta", "winonly")}
+
+    dest = tmp_path / "dl"
+    done = run_cli("download", root, "-d", dest, "-t", win, "--with", "dev", "--index-url",
+                   index_server.url, "--cache-dir", tmp_path / "cache", "--json")
+    assert done.returncode == 0, done.stderr
+    expected = {wheels[n].name for n in ("alpha", "beta", "winonly", "devtool")}
+    assert set(json.loads(done.stdout)["files"]) == expected
+    assert {p.name: p.read_bytes() for p in dest.iterdir()} == {
+        w.name: w.read_bytes() for w in wheels.values() if w.name in expected}
+
+    out = tmp_path / "app.tar"
+    assert cli("bundle", root, "-o", out, "-t", win, "--index-url", index_server.url,
+               "--cache-dir", tmp_path / "cache", "-q") == 0
+    done = run_cli("inspect", out, "--json")
+    assert done.returncode == 0, done.stderr
+    listing = json.loads(done.stdout)
+    assert listing["targets"] == [win] and listing["lock"]["name"] == "poetry.lock"
+    assert {(p["name"], p["version"], p["filename"]) for p in listing["packages"]} == {
+        (n, v, wheels[n].name) for n, v in (("alpha", "1.0"), ("beta", "2.0"),
+                                            ("winonly", "1.0"))}
+    text = run_cli("inspect", out)
+    assert text.returncode == 0 and f"targets  {win}" in text.stdout
+    assert text.stdout.rstrip().endswith("3 wheels, 0.0 MB") and "unsigned" in text.stdout
+
+    bad = tmp_path / "bad.tar"
+    with tarfile.open(out) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith(wheels["beta"].name))
+    data = bytearray(out.read_bytes())
+    data[member.offset_data + 10] ^= 0xFF  # inside a wheel: inspect verifies before it lists
+    bad.write_bytes(bytes(data))
+    refused = run_cli("inspect", bad, "--json")
+    assert refused.returncode == 3 and refused.stdout == ""
+    assert wheels["beta"].name in refused.stderr
+    checked = run_cli("verify", bad)
+    assert checked.returncode == 3 and wheels["beta"].name in checked.stderr
+    assert run_cli("verify", out).returncode == 0
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr

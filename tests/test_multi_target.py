@@ -91,6 +91,34 @@ def test_a_file_shared_by_two_targets_is_fetched_and_stored_once(
     assert all(sha256_of(shared) in text for text in reqs.values())
 
 
+def test_each_target_gets_the_best_of_the_competing_wheels_and_no_other_is_fetched(
+        tmp_path, index_server, wheel_factory, clean_environ, capsys) -> None:
+    """One release, six wheels, three targets: each target's best (by its tag priority)
+    is bundled for it, and the losers are never downloaded."""
+    mac = "cp312-macosx_14_0_arm64"
+    tags = {"m228": "cp311-cp311-manylinux_2_28_x86_64",
+            "m217": "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64",
+            "abi3": "cp39-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64",
+            "win": "cp313-cp313-win_amd64", "winabi3": "cp39-abi3-win_amd64",
+            "any": "py3-none-any"}
+    wheels = {k: published(index_server, wheel_factory, "native", "1.0", t)
+              for k, t in tags.items()}
+    root = project(tmp_path / "p", [Pin("native", "1.0", list(wheels.values())[::-1])])
+    index_server.reset_requests()
+    out = tmp_path / "app.tar"
+    assert cli("bundle", root, "-o", out, "-t", LINUX, "-t", WINDOWS, "-t", mac,
+               "--index-url", index_server.url, "--cache-dir", tmp_path / "cache",
+               "--json") == 0
+    assert json.loads(capsys.readouterr().out)["files"] == 3
+    chosen = {LINUX: wheels["m228"], WINDOWS: wheels["win"], mac: wheels["any"]}
+    assert downloads(index_server) == {w.name: 1 for w in chosen.values()}
+    with tarfile.open(out) as tar:
+        top = tar.getnames()[0].split("/")[0]
+        manifest = json.loads(tar.extractfile(f"{top}/manifest.json").read())
+    assert {f["filename"]: f["targets"] for f in manifest["files"]} == {
+        w.name: [t] for t, w in chosen.items()}
+
+
 def test_missing_wheels_for_one_target_fail_before_any_download(
         tmp_path, index_server, wheel_factory, clean_environ, capsys) -> None:
     shared = published(index_server, wheel_factory, "shared", "2.0")

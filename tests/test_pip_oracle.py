@@ -31,19 +31,23 @@ pip and no `--platform` at all (below, and tag lists in tests/test_targets.py).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from clirun import run_cli
 from indexserver import IndexServer
+from locktext import Pin, hashed_requirements
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 from test_targets import pyenv_python
 from venvs import clean_env
-from wheelfactory import build_wheel, sha256_of
+from wheelfactory import build_wheel, sha256_of, wheel_filename
 
 from wheelhouse_bundler import select, targets
 from wheelhouse_bundler.model import Lock, LockedFile, LockedPackage, Target
@@ -196,9 +200,18 @@ def pip_choices(oracle: Oracle) -> dict[str, set[str]]:
         return dict(pool.map(run, SPECS))
 
 
-def test_there_are_enough_targets_and_competition() -> None:
+def test_there_are_enough_targets_and_competition(oracle: Oracle) -> None:
+    """A guard on the test data, not on the code: floors, so that adding a target or a
+    wheel needs no edit here, while trimming the data below what the module docstring
+    promises fails. Competition is checked where it matters: for every target, several
+    packages have more than one wheel that installs there, so the choice is a real one."""
     assert len(SPECS) >= 12
     assert sum(len(tags) for tags in PACKAGES.values()) >= 50
+    for spec in SPECS:
+        target = targets.parse(spec)
+        contested = [p.name for p in oracle.lock.packages
+                     if len(select.ranked_wheels(p, target)) >= 2]
+        assert len(contested) >= 2, (spec, contested)
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -222,6 +235,31 @@ def test_pure_and_abi3_wheels_win_where_pip_says(oracle: Oracle,
     assert "pureish-1.0-cp311-none-any.whl" in pip_choices["cp311-win32"]
     assert "linuxy-1.0-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl" in \
         pip_choices["cp311-manylinux_2_28_aarch64"]
+
+
+def test_bundle_for_foreign_targets_holds_what_pip_downloads_for_each(
+        oracle: Oracle, pip_choices: dict[str, set[str]], tmp_path: Path) -> None:
+    """End to end: `bundle` as its own process, every spec target at once, a hashed
+    requirements lock naming all the competing files; per target, the manifest's files
+    are pip's choice (and the bundle holds their union, nothing else)."""
+    pins = [Pin(name, "1.0", [oracle.work / "wheels" / wheel_filename(name, "1.0", tag)
+                              for tag in tags]) for name, tags in PACKAGES.items()]
+    lock = tmp_path / "requirements.txt"
+    lock.write_text(hashed_requirements(pins))
+    out = tmp_path / "app.tar"
+    done = run_cli("bundle", lock, "-o", out, *(a for s in SPECS for a in ("-t", s)),
+                   "--index-url", oracle.server.url, "--cache-dir", tmp_path / "cache",
+                   "--json", env=clean_env(XDG_CACHE_HOME=str(tmp_path / "xdg")))
+    assert done.returncode == 0, done.stderr
+    with tarfile.open(out) as tar:
+        top = tar.getnames()[0].split("/")[0]
+        manifest = json.loads(tar.extractfile(f"{top}/manifest.json").read())  # type: ignore[union-attr]
+        wheels = {n.rsplit("/", 1)[-1] for n in tar.getnames() if "/wheels/" in n}
+    for spec in SPECS:
+        assert {f["filename"] for f in manifest["files"] if spec in f["targets"]} == \
+            pip_choices[spec], spec
+    assert wheels == set().union(*pip_choices.values())
+    assert json.loads(done.stdout)["files"] == len(wheels)
 
 
 @pytest.mark.parametrize("minor", ["host", *NATIVE_MINORS])

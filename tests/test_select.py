@@ -68,3 +68,78 @@ def test_target_order_does_not_matter() -> None:
     b = targets.resolve(["cp311-manylinux_2_28_x86_64", "cp312-win_amd64", "cp312-win_amd64"])
     assert [t.name for t in a] == [t.name for t in b] == ["cp311-manylinux_2_28_x86_64",
                                                          "cp312-win_amd64"]
+
+
+# Several wheels of one release compete; listed best first for the target. Each suffix of
+# a ladder is a lock of its own (the best file gone, then the next...), so every step of
+# the target's tag priority is tested against every file below it, whatever the order
+# in which the lock lists the files.
+LADDERS = {
+    "cp311-manylinux_2_28_x86_64": [
+        "cp311-cp311-manylinux_2_28_x86_64",
+        "cp311-cp311-manylinux_2_5_x86_64.manylinux_2_24_x86_64",  # its best tag counts
+        "cp311-cp311-manylinux_2_17_x86_64",
+        "cp311-cp311-manylinux2014_x86_64",  # the same glibc level: the alias comes after
+        "cp311-cp311-manylinux1_x86_64",
+        "cp311-abi3-manylinux_2_28_x86_64",
+        "cp39-abi3-manylinux_2_28_x86_64",
+        "cp39-abi3-manylinux2014_x86_64",
+        "py3-none-manylinux_2_28_x86_64",
+        "cp311-none-any",
+        "py3-none-any",
+    ],
+    "cp312-musllinux_1_2_aarch64": [
+        "cp312-cp312-musllinux_1_2_aarch64",
+        "cp312-cp312-musllinux_1_1_aarch64",
+        "cp310-abi3-musllinux_1_2_aarch64",
+        "py3-none-musllinux_1_1_aarch64",
+        "py3-none-any",
+    ],
+    "cp311-macosx_14_0_arm64": [
+        "cp311-cp311-macosx_14_0_arm64",
+        "cp311-cp311-macosx_14_0_universal2",
+        "cp311-cp311-macosx_13_0_arm64",
+        "cp311-cp311-macosx_11_0_arm64",
+        "cp311-cp311-macosx_11_0_universal2",
+        "cp311-cp311-macosx_10_9_universal2",
+        "cp38-abi3-macosx_11_0_universal2",
+        "py3-none-macosx_11_0_arm64",
+        "py3-none-any",
+    ],
+    "cp312-win_amd64": [
+        "cp312-cp312-win_amd64",
+        "cp312-abi3-win_amd64",
+        "cp39-abi3-win_amd64",
+        "py312-none-win_amd64",
+        "py3-none-win_amd64",
+        "cp312-none-any",
+        "py312-none-any",
+        "py3-none-any",
+    ],
+}
+# Files of the same release that no step of a ladder may ever pick for its target.
+NEVER = {
+    "cp311-manylinux_2_28_x86_64": ["cp311-cp311-manylinux_2_34_x86_64",
+                                    "cp312-cp312-manylinux_2_28_x86_64",
+                                    "cp311-cp311-musllinux_1_2_x86_64",
+                                    "cp312-abi3-manylinux_2_28_x86_64"],
+    "cp312-musllinux_1_2_aarch64": ["cp312-cp312-musllinux_1_3_aarch64",
+                                    "cp312-cp312-manylinux_2_17_aarch64"],
+    "cp311-macosx_14_0_arm64": ["cp311-cp311-macosx_15_0_arm64",
+                                "cp311-cp311-macosx_11_0_x86_64"],
+    "cp312-win_amd64": ["cp312-cp312-win32", "cp312-cp312-win_arm64", "cp313-abi3-win_amd64"],
+}
+
+
+@pytest.mark.parametrize("spec", list(LADDERS))
+def test_the_best_of_several_competing_wheels_wins_at_every_step(spec: str) -> None:
+    target = targets.parse(spec)
+    names = [f"comp-1.0-{tag}.whl" for tag in LADDERS[spec]]
+    never = [f"comp-1.0-{tag}.whl" for tag in NEVER[spec]]
+    for i, best in enumerate(names):
+        rest = names[i:] + never
+        for order in (rest, rest[::-1]):
+            (plan,) = select.plan(lock_of(pkg("comp", "1.0", *order)), [target], set(), set())
+            assert [p.file.filename for p in plan.picks] == [best], (spec, i, order)
+    with pytest.raises(SelectionError, match=r"comp==1\.0 on "):
+        select.plan(lock_of(pkg("comp", "1.0", *never)), [target], set(), set())

@@ -20,13 +20,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from clirun import run_cli
 from packaging.markers import default_environment
 from packaging.tags import Tag, sys_tags
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 from venvs import clean_env
 
-from wheelhouse_bundler import probe, targets
+from wheelhouse_bundler import probe, select, targets
 from wheelhouse_bundler.cli import main
 from wheelhouse_bundler.errors import UsageError
+from wheelhouse_bundler.model import Lock, LockedFile, LockedPackage
 
 MINORS = range(8, 14)
 
@@ -161,6 +165,33 @@ def test_old_pip_rules_follow_its_vendored_packaging(host_facts) -> None:
         "cp311-cp311-manylinux1_x86_64") + 1
     assert sorted(found) == sorted(strs(targets.from_probe(cpython(host_facts, 11)).tags))
     assert "cp311-none-any" in found  # pip adds it whatever its packaging
+
+
+_NATIVE, _M228 = "cp311-cp311-linux_x86_64", "cp311-cp311-manylinux_2_28_x86_64"
+_M217 = "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"
+
+
+@pytest.mark.parametrize(("pip", "ladder"), [
+    ({"version": "26.3", "packaging": "26.3"}, [_NATIVE, _M228, _M217]),
+    ({"version": "23.0.1", "packaging": "21.3"}, [_M228, _M217, _NATIVE]),
+])
+def test_a_probed_target_picks_as_its_own_pip_among_competing_wheels(host_facts, pip,
+                                                                     ladder) -> None:
+    """Several wheels of one release compete on a glibc 2.28 machine, best first: where
+    the native build ranks depends on the pip there (first since packaging 26.3, after
+    every manylinux level before), then abi3, then pure; newer glibc or CPython never."""
+    facts = facts_like(cpython(host_facts, 11), libc__glibc="2.28", pip=pip)
+    target = targets.from_probe(facts)
+    ladder = [*ladder, "cp39-abi3-manylinux_2_28_x86_64", "py3-none-any"]
+    never = ["cp311-cp311-manylinux_2_31_x86_64", "cp312-cp312-linux_x86_64"]
+    for i, tag in enumerate(ladder):
+        files = [f"comp-1.0-{t}.whl" for t in (*never, *ladder[i:])]
+        package = LockedPackage(canonicalize_name("comp"), Version("1.0"), tuple(
+            LockedFile(sha256=f"{n:064x}", filename=f) for n, f in enumerate(files)))
+        lock = Lock(path=Path("poetry.lock"), format="poetry", sha256="0" * 64,
+                    packages=(package,))
+        (plan,) = select.plan(lock, [target], set(), set())
+        assert plan.picks[0].file.filename == f"comp-1.0-{tag}.whl", (pip, i)
 
 
 def test_musl_facts_expand_like_the_spec(host_facts) -> None:
@@ -329,3 +360,22 @@ def test_two_different_targets_under_one_name_are_refused(tmp_path, host_facts) 
     with pytest.raises(UsageError, match="two different targets are named 'cp312-win_amd64'"):
         targets.resolve(["cp312-win_amd64"], [path])
     assert len(targets.resolve(["host", "host"])) == 1
+
+
+def test_target_info_as_its_own_process_is_that_interpreters_pip_view(tmp_path) -> None:
+    """Run on a target as an operator would: the JSON on stdout has the tags the
+    interpreter's own pip accepts, in its order, and its markers; it is a target file."""
+    python = pyenv_python(12) or sys.executable
+    done = run_cli("target-info", "--python", python, env=clean_env())
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    info = json.loads(done.stdout)
+    code = ("import json\n"
+            "from pip._internal.utils.compatibility_tags import get_supported\n"
+            "from pip._vendor.packaging import markers\n"
+            "print(json.dumps({'tags': [str(t) for t in get_supported()],\n"
+            "                  'env': markers.default_environment()}))\n")
+    theirs = json.loads(run_python(python, code))
+    assert info["tags"] == theirs["tags"] and info["environment"] == theirs["env"]
+    path = tmp_path / "target.json"
+    path.write_text(done.stdout)
+    assert targets.load_target_file(path).name == info["name"]

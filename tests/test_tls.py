@@ -216,3 +216,36 @@ def test_unusable_certificate_file_is_a_usage_error(case, pki, https, option,
     extra = () if option == "--cert" else ("--cert", case.copy(pki.ca))
     line = one_line_failure(case, https, 2, option, bad, *extra)
     assert str(bad) in line
+
+
+CA_SOURCES = ("--cert", "PIP_CERT", "SSL_CERT_FILE", "SSL_CERT_DIR")
+"""Where the trusted CAs come from, highest priority first (tls.py's docstring)."""
+
+
+def trust(case: Case, monkeypatch: pytest.MonkeyPatch, where: str, pem: Path) -> list[object]:
+    """Put `pem` in `where`; returns the CLI arguments that takes (for --cert)."""
+    if where == "--cert":
+        return ["--cert", case.copy(pem)]
+    if where == "SSL_CERT_DIR":
+        folder = case.tmp / "cert-dir"
+        folder.mkdir()
+        shutil.copyfile(pem, folder / pem.name)
+        subprocess.run([OPENSSL, "rehash", folder], check=True, capture_output=True)
+        monkeypatch.setenv(where, str(folder))
+    else:
+        monkeypatch.setenv(where, str(case.copy(pem)))
+    return []
+
+
+@pytest.mark.parametrize(("higher", "lower"), [
+    (h, low) for i, h in enumerate(CA_SOURCES) for low in CA_SOURCES[i + 1:]])
+def test_the_higher_ca_source_alone_decides_even_when_it_is_wrong(
+        case, pki, https, monkeypatch, higher: str, lower: str) -> None:
+    """The reverse of the precedence tests above: the right CA one step lower must not
+    rescue a wrong CA one step higher (a merge or a fallback would pass those)."""
+    extra = trust(case, monkeypatch, higher, pki.other_ca)
+    extra += trust(case, monkeypatch, lower, pki.ca)
+    line = one_line_failure(case, https, 4, *extra)
+    assert line.startswith("wheelhouse-bundler: network error: ")
+    assert https.url in line and "TLS certificate is not trusted" in line
+    assert not https.files_requested(case.wheel.name)

@@ -29,6 +29,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
 from ..model import Condition, Lock, LockedFile, LockedPackage, Source, Support
+from ..sources import strip_credentials
 from . import read_bytes
 from .tomlfile import read_toml
 
@@ -152,7 +153,8 @@ def _source(package: Package, default: Source) -> Source:
     if not package.index:
         return default
     url = package.index if package.index.endswith("/") else package.index + "/"
-    return Source(url, url)
+    # The URL names the source in messages: never with the user info it may hold.
+    return Source(strip_credentials(url), url)
 
 
 def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:

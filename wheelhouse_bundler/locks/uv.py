@@ -30,6 +30,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
 from ..model import Edge, Graph, Lock, LockedFile, LockedPackage, Source
+from ..sources import strip_credentials
 from . import read_bytes, sha256_hex
 from .tomlfile import read_toml as _toml
 
@@ -127,7 +128,8 @@ def _source(path: Path, where: str, entry: dict[str, Any], default: Source
             raise LockError(path, f"{where}: comes from the local index {url!r}; bundle "
                             "from an HTTP index (pass it to `uv lock --index-url`)")
         url = url if url.endswith("/") else url + "/"
-        return Source(url, url)
+        # The URL names the source in messages: never with the user info it may hold.
+        return Source(strip_credentials(url), url)
     if kind == "url":
         if not entry.get("wheels"):
             raise LockError(path, f"{where}: a direct URL that is not a wheel ({value}); "
