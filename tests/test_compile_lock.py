@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+from clirun import run_cli
 from venvs import pip_freeze
 from wheelfactory import build_wheel, sha256_of
 
@@ -121,3 +122,19 @@ def test_missing_input_is_exit_2(tmp_path, clean_environ, capsys) -> None:
     assert cli("lock", tmp_path / "nope.in", "--index-url", DEAD) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nope.in: no such file" in err
+
+
+def test_input_and_output_relative_to_where_the_user_is(tmp_path, served, index_server
+                                                        ) -> None:
+    """`cd /tmp && lock sub/requirements.in`: both paths mean the user's folder, and the
+    lock names its input as the user's file, not an absolute path of this machine."""
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "requirements.in").write_text("beta\n")
+    done = run_cli("lock", "sub/requirements.in", "-o", "sub/locked.txt", "--index-url",
+                   index_server.url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (sub / "locked.txt").read_text()
+    assert set(_entries(text)) == {"alpha", "beta"}
+    assert str(tmp_path) not in text and "-r requirements.in" in text
+    assert sorted(p.name for p in sub.iterdir()) == ["locked.txt", "requirements.in"]

@@ -119,9 +119,12 @@ def compile_lock(source: Path, output: Path | None = None, *, index_url: str | N
             tmp.write_bytes(b"")
         env = child_env(index)
         env["CUSTOM_COMPILE_COMMAND"] = f"wheelhouse-bundler lock {source.name}"
+        # pip-compile runs in the input's folder (its relative `-r`/`-c`/`-e` lines mean
+        # that folder), so it gets the input by name and the output by absolute path: the
+        # user's paths are relative to where they ran us, not to that folder.
         cmd = [sys.executable, "-m", "piptools", "compile", "--generate-hashes",
                "--no-emit-index-url", "--no-emit-trusted-host", "--strip-extras", "--quiet",
-               "--output-file", str(tmp), str(source)]
+               "--output-file", str(tmp.resolve()), source.name]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False,
                               cwd=source.parent, stdin=subprocess.DEVNULL)
         if done.returncode != 0:
