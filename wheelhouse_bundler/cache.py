@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import IntegrityError
+from .errors import IntegrityError, UsageError, name_user_path
 
 CHUNK = 1024 * 1024
 
@@ -81,6 +81,10 @@ class HashingWriter:
 
 class Cache:
     def __init__(self, root: Path) -> None:
+        # A file where the folder should be would read as an empty cache: --offline would
+        # call every wheel missing (a "network error") instead of naming the real mistake.
+        if root.exists() and not root.is_dir():
+            raise UsageError(f"{root}: the cache folder is a file, not a folder")
         self.root = root
         self._partials: set[Path] = set()
         self._partials_lock = threading.Lock()
@@ -151,6 +155,9 @@ class Cache:
             if got != sha256:
                 raise IntegrityError(f"{label}: sha256 {got} does not match the lock's {sha256}")
             os.replace(tmp, final)
+        except OSError as exc:  # a full disk: say which cache, not which private file
+            name_user_path(exc, self.root, tmp)
+            raise
         finally:
             tmp.unlink(missing_ok=True)
             with self._partials_lock:

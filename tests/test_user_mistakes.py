@@ -1,0 +1,69 @@
+"""Bad input tried as a new user would: one line on stderr, the exit code of its kind,
+and nothing half-written at an output path.
+
+Every case runs the CLI as its own process (clirun.run_cli), because what is under test is
+what the user sees: the exit status and the one line, not an exception object.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from clirun import run_cli
+from locktext import Pin, hashed_requirements, poetry_lock, pyproject
+
+
+def one_error_line(done, code: int) -> str:
+    """The single stderr line of a failed run, after checking its exit code."""
+    assert done.returncode == code, (done.returncode, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("wheelhouse-bundler: "), lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def reqs(tmp_path: Path, index_server, wheel_factory, clean_environ) -> Path:
+    """A hashed requirements.txt pinning one wheel the test index serves."""
+    alpha = wheel_factory("alpha", "1.0")
+    index_server.add(alpha)
+    path = tmp_path / "requirements.txt"
+    path.write_text(hashed_requirements([Pin("alpha", "1.0", [alpha])]))
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path, index_server, wheel_factory, clean_environ) -> Path:
+    """A poetry project: alpha in main, devtool in the dev group, both served."""
+    alpha = wheel_factory("alpha", "1.0")
+    devtool = wheel_factory("devtool", "3.0")
+    for w in (alpha, devtool):
+        index_server.add(w)
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(pyproject())
+    (root / "poetry.lock").write_text(poetry_lock([
+        Pin("alpha", "1.0", [alpha]), Pin("devtool", "3.0", [devtool], groups=["dev"])]))
+    return root
+
+
+def test_sidecar_path_a_folder_leaves_no_bundle(reqs, index_server, tmp_path) -> None:
+    out = tmp_path / "out" / "side.tar"
+    (tmp_path / "out" / "side.tar.sha256").mkdir(parents=True)
+    done = run_cli("bundle", reqs, "-o", out, "--index-url", index_server.url,
+                   "--cache-dir", tmp_path / "cache")
+    line = one_error_line(done, 2)
+    assert f"{out}.sha256" in line and ".part" not in line
+    assert sorted(p.name for p in out.parent.iterdir()) == ["side.tar.sha256"]
+
+
+def test_cache_dir_a_file_is_bad_input_even_offline(reqs, index_server, tmp_path) -> None:
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("I am a file\n")
+    for offline in ((), ("--offline",)):
+        done = run_cli("bundle", reqs, "-o", tmp_path / "app.tar", "--cache-dir",
+                       not_a_folder, "--index-url", index_server.url, *offline)
+        line = one_error_line(done, 2)
+        assert str(not_a_folder) in line and "network" not in line
+    assert not (tmp_path / "app.tar").exists()
