@@ -67,3 +67,53 @@ def test_cache_dir_a_file_is_bad_input_even_offline(reqs, index_server, tmp_path
         line = one_error_line(done, 2)
         assert str(not_a_folder) in line and "network" not in line
     assert not (tmp_path / "app.tar").exists()
+
+
+@pytest.mark.parametrize("flags", [("--with", "dev", "--only", "main"),
+                                   ("--without", "dev", "--only", "main")])
+def test_only_beside_with_or_without_is_refused(project, flags, tmp_path) -> None:
+    # No --index-url: the refusal comes before any index is asked.
+    done = run_cli("export", project, "-t", "host", *flags)
+    line = one_error_line(done, 2)
+    assert f"{flags[0]} cannot be combined with --only" in line
+
+
+def test_an_empty_selection_is_refused_naming_why(project, index_server, tmp_path) -> None:
+    out = tmp_path / "out" / "app.tar"
+    done = run_cli("bundle", project / "poetry.lock", "-o", out, "--without", "main",
+                   "--index-url", index_server.url, "--cache-dir", tmp_path / "cache")
+    line = one_error_line(done, 2)
+    assert "no package of poetry.lock is selected" in line and "groups: none of dev, main" \
+        in line
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
+    # --with dev alone is a selection: nothing to refuse.
+    done = run_cli("export", project / "poetry.lock", "-t", "host", "--only", "dev",
+                   "--index-url", index_server.url)
+    assert done.returncode == 0 and "devtool==3.0" in done.stdout, done.stderr
+
+
+def test_an_empty_requirements_file_is_refused(index_server, tmp_path, clean_environ) -> None:
+    empty = tmp_path / "requirements.txt"
+    empty.write_text("# nothing pinned yet\n")
+    dest = tmp_path / "new" / "wheels"
+    for args in (("export", empty, "-t", "host"),
+                 ("bundle", empty, "-o", tmp_path / "app.tar"),
+                 ("download", empty, "-d", dest)):
+        done = run_cli(*args, "--index-url", index_server.url)
+        line = one_error_line(done, 2)
+        assert "requirements.txt pins no packages" in line, args
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index", "index-log",
+                                                           "requirements.txt", "xdg"]
+
+
+def test_download_makes_its_folder_only_for_wheels(reqs, index_server, tmp_path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("alpha\n")  # not pinned: refused when read
+    dest = tmp_path / "new" / "wheels"
+    done = run_cli("download", bad, "-d", dest, "--index-url", index_server.url)
+    assert "alpha" in one_error_line(done, 2)
+    assert not (tmp_path / "new").exists()  # neither the folder nor its parent
+    done = run_cli("download", reqs, "-d", dest, "--index-url", index_server.url,
+                   "--cache-dir", tmp_path / "cache")
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in dest.iterdir()] == ["alpha-1.0-py3-none-any.whl"]
