@@ -117,3 +117,16 @@ def test_download_makes_its_folder_only_for_wheels(reqs, index_server, tmp_path)
                    "--cache-dir", tmp_path / "cache")
     assert done.returncode == 0, done.stderr
     assert [p.name for p in dest.iterdir()] == ["alpha-1.0-py3-none-any.whl"]
+
+
+def test_echoes_from_a_file_are_short_and_placed(tmp_path, clean_environ) -> None:
+    """A 200 kB line is shown cut, with an ellipsis, and the file and line named."""
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("# first\n" + "alpha " + "x" * 200_000 + "\n")
+    line = one_error_line(run_cli("export", reqs, "-t", "host"), 2)
+    assert line.startswith(f"wheelhouse-bundler: error: {reqs}:2: not a requirement: 'alpha x")
+    assert "…" in line and len(line) < len(str(reqs)) + 250
+    reqs.write_text("alpha==1.0 --hash=sha256:abc\n")
+    line = one_error_line(run_cli("export", reqs, "-t", "host"), 2)
+    assert line.endswith(f"{reqs}:1: alpha: --hash sha256:abc: the digest is not 64 hex "
+                         "characters")

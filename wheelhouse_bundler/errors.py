@@ -9,6 +9,15 @@ from __future__ import annotations
 import errno
 
 
+def excerpt(text: object, limit: int = 80, *, quote: bool = True) -> str:
+    """Text echoed from a user's file, cut to `limit` characters with an ellipsis, so an
+    error stays one readable line even for a 200 kB line in a lock. Control characters
+    and newlines are escaped as repr() does, quoted or not."""
+    shown = str(text)
+    shown = repr(shown if len(shown) <= limit else shown[:limit] + "…")
+    return shown if quote else shown[1:-1]
+
+
 class BundlerError(Exception):
     """Base of every failure we expect and explain; anything else is a bug (exit 1)."""
 
