@@ -130,3 +130,28 @@ def test_echoes_from_a_file_are_short_and_placed(tmp_path, clean_environ) -> Non
     line = one_error_line(run_cli("export", reqs, "-t", "host"), 2)
     assert line.endswith(f"{reqs}:1: alpha: --hash sha256:abc: the digest is not 64 hex "
                          "characters")
+
+
+def test_export_of_several_targets_needs_a_folder(reqs, index_server, tmp_path) -> None:
+    two = ("-t", "cp311-manylinux_2_28_x86_64", "-t", "cp312-win_amd64")
+    file_like = tmp_path / "e2.txt"
+    done = run_cli("export", reqs, *two, "-o", file_like, "--index-url", index_server.url)
+    line = one_error_line(done, 2)
+    assert f"{file_like}: 2 targets need a folder for -o" in line
+    assert not file_like.exists()
+    folder = tmp_path / "reqs"  # no suffix: made as the folder
+    done = run_cli("export", reqs, *two, "-o", folder, "--index-url", index_server.url)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["cp311-manylinux_2_28_x86_64.txt",
+                                                       "cp312-win_amd64.txt"]
+
+
+def test_a_missing_cert_is_named_even_offline(reqs, index_server, tmp_path) -> None:
+    missing = tmp_path / "missing.pem"
+    for offline in ((), ("--offline",)):
+        done = run_cli("bundle", reqs, "-o", tmp_path / "app.tar", "--cert", missing,
+                       "--index-url", index_server.url, "--cache-dir", tmp_path / "cache",
+                       *offline)
+        assert one_error_line(done, 2) == (f"wheelhouse-bundler: error: {missing}: no such "
+                                           "file (given as --cert)")
+    assert not (tmp_path / "app.tar").exists()
