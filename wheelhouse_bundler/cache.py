@@ -36,22 +36,27 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _put(path: Path, data: bytes) -> None:
+def _put(path: Path, data: bytes, shown: Path) -> None:
     """A small file, whole or not at all: written under a name private to this process
     and thread, then renamed into place (cheaper than mkstemp, which matters when a
-    cold build records a few hundred of these)."""
+    cold build records a few hundred of these). Errors name `shown` (the cache folder)
+    rather than the private name."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        name_user_path(exc, shown, tmp)
         raise
 
 
@@ -111,14 +116,15 @@ class Cache:
         the name is what the bundle stores and the origin is what the manifest records.
         """
         _put(self.path(sha256).with_suffix(".json"),
-             json.dumps({"filename": filename, "origin": origin}, sort_keys=True).encode())
+             json.dumps({"filename": filename, "origin": origin}, sort_keys=True).encode(),
+             self.root)
 
     def remember_names(self, names: dict[str, str]) -> None:
         """File names an index gave for hashes a lock lists, so a rebuild need not ask."""
         for sha256, filename in names.items():
             path = self.root / "names" / sha256[:2] / sha256
             if not path.is_file():
-                _put(path, filename.encode())
+                _put(path, filename.encode(), self.root)
 
     def name_of(self, sha256: str) -> str | None:
         try:

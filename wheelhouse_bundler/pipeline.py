@@ -452,10 +452,13 @@ def sbom_for(man: manifest.Manifest, paths: dict[str, Path], project: tuple[str,
 
     data = sbom.build(man, paths, project)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        except OSError:  # only a memo: the bundle being written is what must not fail
+            tmp.unlink(missing_ok=True)
     return data
 
 

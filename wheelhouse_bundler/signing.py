@@ -152,7 +152,8 @@ def sign_bundle(bundle: Path, key: Path) -> Signature:
             fh.write(data)
     except BaseException:
         for path in (bundle, bundle.with_name(bundle.name + ".sha256"), sig):
-            path.unlink(missing_ok=True)
+            if not path.is_dir():  # a folder in the way is the error itself: leave it
+                path.unlink(missing_ok=True)
         raise
     return Signature(sig, fingerprint_of(data))
 
