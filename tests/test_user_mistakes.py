@@ -144,6 +144,12 @@ def test_export_of_several_targets_needs_a_folder(reqs, index_server, tmp_path) 
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in folder.iterdir()) == ["cp311-manylinux_2_28_x86_64.txt",
                                                        "cp312-win_amd64.txt"]
+    # One target's file cannot be written: the others are not left looking complete.
+    blocked = tmp_path / "blocked"
+    (blocked / "cp312-win_amd64.txt").mkdir(parents=True)
+    done = run_cli("export", reqs, *two, "-o", blocked, "--index-url", index_server.url)
+    assert f"{blocked / 'cp312-win_amd64.txt'}: Is a directory" in one_error_line(done, 2)
+    assert [p.name for p in blocked.iterdir()] == ["cp312-win_amd64.txt"]
 
 
 def test_a_missing_cert_is_named_even_offline(reqs, index_server, tmp_path) -> None:

@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 internal bug, 2 bad input or usage, 3 integrity failure,
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import json
@@ -94,6 +95,8 @@ AllowUnhashedOpt = Annotated[bool, typer.Option(
     "Hashes are the point of a lock; use only for a lock you cannot regenerate.")]
 OfflineOpt = Annotated[bool, typer.Option(
     "--offline", help="Use the download cache only; name every file it lacks.")]
+
+
 def _output_path(value: str) -> Path:
     """An output path as typed: Path('') is '.', so an empty -o or -d (an unset shell
     variable) would quietly write into the current folder."""
@@ -247,10 +250,22 @@ def export(
             fh.write(next(iter(texts.values())).encode())
         _Out.info(f"wrote {output}")
         return
-    for name, text in texts.items():
-        with atomic_output(output / f"{name}.txt") as fh:
-            fh.write(text.encode())
-        _Out.info(f"wrote {output / f'{name}.txt'}")
+    made = not output.exists()
+    written: list[Path] = []
+    try:  # every target's file or none: a half-exported folder would look complete
+        for name, text in texts.items():
+            with atomic_output(output / f"{name}.txt") as fh:
+                fh.write(text.encode())
+            written.append(output / f"{name}.txt")
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        if made:
+            with contextlib.suppress(OSError):
+                output.rmdir()
+        raise
+    for path in written:
+        _Out.info(f"wrote {path}")
 
 
 DistOpt = Annotated[Path | None, typer.Option(
