@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 HAS_UNSHARE = shutil.which("unshare") is not None and subprocess.run(
     ["unshare", "-n", "true"], capture_output=True, check=False).returncode == 0
@@ -14,11 +15,12 @@ HAS_UNSHARE = shutil.which("unshare") is not None and subprocess.run(
 
 def run_cli(*args: object, env: dict[str, str] | None = None,
             preexec_fn: Callable[[], object] | None = None,
-            offline: bool = False) -> subprocess.CompletedProcess[str]:
+            offline: bool = False, cwd: Path | None = None
+            ) -> subprocess.CompletedProcess[str]:
     prefix = ["unshare", "-n"] if offline and HAS_UNSHARE else []
     return subprocess.run([*prefix, sys.executable, "-m", "wheelhouse_bundler",
                            *map(str, args)], capture_output=True, text=True, env=env,
-                          preexec_fn=preexec_fn, check=False)
+                          preexec_fn=preexec_fn, cwd=cwd, check=False)
 
 
 def cli_offline(*args: object, env: dict[str, str] | None = None

@@ -16,17 +16,39 @@ from wheelhouse_bundler import __version__
 
 
 @pytest.mark.parametrize(("args", "says"), [
-    (("bundle", "poetry.lock", "--no-such-option"), "No such option: --no-such-option"),
-    (("install",), "Missing argument"),
+    (("bundle", "poetry.lock", "--no-such-option"), "no such option: --no-such-option"),
+    (("install",), "missing argument 'BUNDLE'"),
     (("bundle", "poetry.lock", "--jobs", "many"), "'many'"),
-    (("no-such-command",), "No such command 'no-such-command'"),
+    (("no-such-command",), "no such command 'no-such-command'"),
+    (("bundle", "poetry.lock", "--timeout", "nan"), "nan is not a number of seconds"),
+    (("download", "poetry.lock", "-d", "x", "--timeout", "inf"), "inf is not a number"),
+    (("bundle", "poetry.lock", "--timeout", "-1"), "not in the range"),
+    (("bundle", "poetry.lock", "--timeout", "0"), "not in the range"),
+    (("bundle", "poetry.lock", "-o", ""), "'--output' / '-o': an empty path"),
+    (("export", "poetry.lock", "-o", ""), "'--output' / '-o': an empty path"),
+    (("download", "poetry.lock", "-d", ""), "'--dest' / '-d': an empty path"),
+    (("lock", "requirements.in", "-o", ""), "'--output' / '-o': an empty path"),
 ])
-def test_usage_errors_exit_2_with_one_error_line(args: tuple[str, ...], says: str) -> None:
-    done = run_cli(*args)
+def test_usage_errors_are_one_line_exit_2(args: tuple[str, ...], says: str,
+                                          tmp_path) -> None:
+    """One line like every other error, with where to read more; nothing is written."""
+    done = run_cli(*args, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
-    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
-    errors = [line for line in done.stderr.splitlines() if "Error" in line]
-    assert len(errors) == 1 and says in errors[0], done.stderr
+    line, = done.stderr.splitlines()
+    command = args[0] if args[0] != "no-such-command" else ""
+    assert line.startswith("wheelhouse-bundler: error: ") and says in line, line
+    assert line.endswith(f"(try '{' '.join(['wheelhouse-bundler', command]).strip()} "
+                         "--help')"), line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_shows_its_text_as_written() -> None:
+    """No markup in help: `[tool.wheelhouse-bundler]` is text, not a style tag."""
+    shown = " ".join(run_cli("bundle", "--help").stdout.split())
+    assert "`targets` in [tool.wheelhouse-bundler] of the project's pyproject.toml" in shown
+    for name in ("poetry.lock", "pylock.toml", "uv.lock", "Pipfile.lock", "pdm.lock",
+                 "requirements.txt", "requirements.in", "`lock`", "project folder"):
+        assert name in shown.split("Options:")[0], name  # in the LOCK argument's help
 
 
 def test_version_option_and_command_agree() -> None:

@@ -141,3 +141,19 @@ def test_lock_as_its_own_process(tmp_path, served, index_server) -> None:
     failed = run_cli("lock", source, "-o", missing, "--index-url", index_server.url)
     assert failed.returncode == 2 and not missing.exists()
     assert len(failed.stderr.strip().splitlines()) == 1 and "nosuchthing" in failed.stderr
+
+
+def test_input_and_output_relative_to_where_the_user_is(tmp_path, served, index_server
+                                                        ) -> None:
+    """`cd /tmp && lock sub/requirements.in`: both paths mean the user's folder, and the
+    lock names its input as the user's file, not an absolute path of this machine."""
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "requirements.in").write_text("beta\n")
+    done = run_cli("lock", "sub/requirements.in", "-o", "sub/locked.txt", "--index-url",
+                   index_server.url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (sub / "locked.txt").read_text()
+    assert set(_entries(text)) == {"alpha", "beta"}
+    assert str(tmp_path) not in text and "-r requirements.in" in text
+    assert sorted(p.name for p in sub.iterdir()) == ["locked.txt", "requirements.in"]

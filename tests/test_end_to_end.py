@@ -305,6 +305,15 @@ def test_full_disk_while_writing_leaves_no_bundle(index_server, wheel_factory, t
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "File too large" in lines[0] and "Traceback" not in done.stderr
+    assert f"{out}: File too large" in lines[0] and ".part" not in lines[0]  # the user's path
+    assert list((tmp_path / "out").iterdir()) == []
+
+    # The same limit while downloading: the cache folder is named, not its private file.
+    fresh = tmp_path / "fresh-cache"
+    done = run_cli("bundle", reqs, "-o", out, "--cache-dir", fresh, "--index-url",
+                   index_server.url, "-q", preexec_fn=_limit_file_size)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == f"wheelhouse-bundler: error: {fresh}: File too large"
     assert list((tmp_path / "out").iterdir()) == []
 
 

@@ -245,3 +245,20 @@ def test_bundled_uv_installs_offline(bundles, tmp_path) -> None:
     pip = run_cli("install", bundles["uv"], "--venv", venv, "--installer", "pip", "--json")
     assert pip.returncode == 0, pip.stderr
     assert json.loads(pip.stdout)["installer"] == "pip"
+
+
+def test_asking_for_what_is_not_there_is_usage_exit_2(bundles, working) -> None:
+    """`--to .` (or `..`) names no release; `--installer uv` with no uv anywhere tried
+    nothing: both are the user's request, not a failed install."""
+    before, releases = os.readlink(working), release_names(working)
+    for bad in (".", ".."):
+        done = run_cli("rollback", "--venv", working, "--to", bad)
+        assert done.returncode == 2, done.stderr
+        line, = done.stderr.strip().splitlines()
+        assert line.startswith(f"wheelhouse-bundler: error: no release {bad!r}"), line
+    no_uv = {**os.environ, "PATH": os.path.dirname(sys.executable)}  # a PATH without uv
+    done = run_cli("install", bundles["v1"], "--venv", working, "--installer", "uv", env=no_uv)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "wheelhouse-bundler: error: --installer uv: the bundle carries no uv")
+    assert_untouched(working, before, releases)

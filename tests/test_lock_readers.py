@@ -193,6 +193,8 @@ def test_requirements_pins_hashes_and_markers(tmp_path: Path) -> None:
     ("alpha>=1.0 --hash=sha256:" + "a" * 64 + "\n", "not pinned", 1),
     ("# c\nalpha==1.0\n", "has no --hash", 2),
     ("alpha==1.0 --hash=md5:abc\n", "only sha256", 1),
+    ("# c\nalpha==1.0 --hash=sha256:abc\n", "sha256:abc: the digest is not 64 hex", 2),
+    ("alpha==1.0 --hash=sha256:" + "g" * 64 + "\n", "is not 64 hex characters", 1),
     ("-e ./src\n", "editable", 1),
     ("alpha==1.0 --hash=sha256:" + "a" * 64 + "\nalpha==1.0 --hash=sha256:" + "a" * 64 + "\n",
      "listed twice", 2),

@@ -308,6 +308,31 @@ def test_a_missing_key_is_a_usage_error(world: World, tmp_path: Path, capsys) ->
     assert not out.exists()
 
 
+def test_a_file_that_is_no_key_is_named_before_any_download(world: World, tmp_path: Path
+                                                             ) -> None:
+    not_a_key = tmp_path / "id_ed25519"
+    not_a_key.write_text("hello, I am a text file\n")
+    out = tmp_path / "out" / "app.tar"
+    # A dead index and an empty cache: asking for anything would be a network error.
+    done = run_cli("bundle", world.reqs, "-o", out, "--sign", not_a_key, "--index-url",
+                   "http://127.0.0.1:9/simple/", "--cache-dir", tmp_path / "cache")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (f"wheelhouse-bundler: error: {not_a_key}: not an SSH "
+                                   "private or public key")
+    assert not out.parent.exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_folder_in_the_signature_s_place_leaves_no_bundle(world: World, tmp_path: Path
+                                                            ) -> None:
+    out = tmp_path / "out" / "app.tar"
+    (tmp_path / "out" / "app.tar.sig").mkdir(parents=True)
+    done = run_cli("bundle", world.reqs, "-o", out, "--sign", world.key, "--index-url",
+                   world.index.url, "--cache-dir", world.cache)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == f"wheelhouse-bundler: error: {out}.sig: Is a directory"
+    assert [p.name for p in out.parent.iterdir()] == ["app.tar.sig"]
+
+
 def test_an_unsigned_rebuild_removes_a_stale_signature(world: World, tmp_path: Path) -> None:
     out = copy_bundle(world.signed, tmp_path / "rebuild")
     assert bundle_cmd(world, out) == 0

@@ -204,7 +204,8 @@ def rollback(venv: str, to: str | None = None) -> tuple:
         raise usage(f"{venv} is not a release link: nothing to roll back")
     if to is not None:
         chosen = os.path.join(releases_dir(venv), os.path.basename(to))
-        if os.path.basename(to) != to or not os.path.isdir(chosen):
+        # "." and ".." are their own basenames but name the releases folder or its parent.
+        if to in ("", ".", "..") or os.path.basename(to) != to or not os.path.isdir(chosen):
             names = [os.path.basename(p) for p in list_releases(venv)]
             raise usage("no release {!r} in {} (there are: {})".format(
                 to, releases_dir(venv), ", ".join(names) or "none"))

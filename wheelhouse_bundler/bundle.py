@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .cache import HashingWriter
-from .errors import UsageError
+from .errors import UsageError, name_user_path
 
 CHUNK = 1024 * 1024
 
@@ -76,7 +76,12 @@ def atomic_output(out: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
     renamed but empty bundle; copies whose durable original is in the cache skip that.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part",
+                                        dir=out.parent)
+    except OSError as exc:  # it names a random name of ours
+        name_user_path(exc, out, exc.filename)
+        raise
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -86,36 +91,55 @@ def atomic_output(out: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
                 os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
+    except OSError as exc:
+        name_user_path(exc, out, tmp)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
 
 def write(out: Path, members: list[Member]) -> str:
-    """Write the bundle and its `.sha256` sidecar; returns the tarball's sha256."""
+    """Write the bundle and its `.sha256` sidecar; returns the tarball's sha256.
+
+    The sidecar is written before the tar is renamed into place: should it fail (its path
+    a folder, the disk full), no bundle appears at `out` either.
+    """
     _check_portable_names(out, members)
+    sidecar = out.with_name(out.name + ".sha256")
+    sidecar_written = False
+    try:
+        with atomic_output(out) as raw:
+            digest = _write_tar(raw, out, members)
+            with atomic_output(sidecar) as fh:
+                fh.write(f"{digest}  {out.name}\n".encode())
+            sidecar_written = True
+    except BaseException:
+        if sidecar_written:  # the tar's own rename failed after the sidecar appeared
+            sidecar.unlink(missing_ok=True)
+        raise
+    return digest
+
+
+def _write_tar(raw: BinaryIO, out: Path, members: list[Member]) -> str:
+    """The deterministic tar (gzipped for a .tar.gz `out`) into `raw`; its sha256."""
     top = top_folder(out)
     mtime = source_date_epoch()
-    with atomic_output(out) as raw:
-        hashing = _Hashing(raw)
-        gz = gzip.GzipFile(filename="", mode="wb", fileobj=hashing, mtime=0) \
-            if is_gzip(out) else None
-        with tarfile.open(fileobj=gz or hashing, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            for member in members:
-                info = tarfile.TarInfo(f"{top}/{member.path}")
-                info.size = member.size()
-                info.mtime = mtime
-                info.mode = 0o644
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                with member.open() as fh:
-                    tar.addfile(info, fh)
-        if gz is not None:
-            gz.close()
-        digest = hashing.digest.hexdigest()
-    sidecar = out.with_name(out.name + ".sha256")
-    with atomic_output(sidecar) as fh:
-        fh.write(f"{digest}  {out.name}\n".encode())
-    return digest
+    hashing = _Hashing(raw)
+    gz = gzip.GzipFile(filename="", mode="wb", fileobj=hashing, mtime=0) \
+        if is_gzip(out) else None
+    with tarfile.open(fileobj=gz or hashing, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for member in members:
+            info = tarfile.TarInfo(f"{top}/{member.path}")
+            info.size = member.size()
+            info.mtime = mtime
+            info.mode = 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            with member.open() as fh:
+                tar.addfile(info, fh)
+    if gz is not None:
+        gz.close()
+    return hashing.digest.hexdigest()
 
 
 def _check_portable_names(out: Path, members: list[Member]) -> None:

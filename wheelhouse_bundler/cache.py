@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import IntegrityError
+from .errors import IntegrityError, UsageError, name_user_path
 
 CHUNK = 1024 * 1024
 
@@ -36,22 +36,27 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _put(path: Path, data: bytes) -> None:
+def _put(path: Path, data: bytes, shown: Path) -> None:
     """A small file, whole or not at all: written under a name private to this process
     and thread, then renamed into place (cheaper than mkstemp, which matters when a
-    cold build records a few hundred of these)."""
+    cold build records a few hundred of these). Errors name `shown` (the cache folder)
+    rather than the private name."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        name_user_path(exc, shown, tmp)
         raise
 
 
@@ -81,6 +86,10 @@ class HashingWriter:
 
 class Cache:
     def __init__(self, root: Path) -> None:
+        # A file where the folder should be would read as an empty cache: --offline would
+        # call every wheel missing (a "network error") instead of naming the real mistake.
+        if root.exists() and not root.is_dir():
+            raise UsageError(f"{root}: the cache folder is a file, not a folder")
         self.root = root
         self._partials: set[Path] = set()
         self._partials_lock = threading.Lock()
@@ -107,14 +116,15 @@ class Cache:
         the name is what the bundle stores and the origin is what the manifest records.
         """
         _put(self.path(sha256).with_suffix(".json"),
-             json.dumps({"filename": filename, "origin": origin}, sort_keys=True).encode())
+             json.dumps({"filename": filename, "origin": origin}, sort_keys=True).encode(),
+             self.root)
 
     def remember_names(self, names: dict[str, str]) -> None:
         """File names an index gave for hashes a lock lists, so a rebuild need not ask."""
         for sha256, filename in names.items():
             path = self.root / "names" / sha256[:2] / sha256
             if not path.is_file():
-                _put(path, filename.encode())
+                _put(path, filename.encode(), self.root)
 
     def name_of(self, sha256: str) -> str | None:
         try:
@@ -151,6 +161,9 @@ class Cache:
             if got != sha256:
                 raise IntegrityError(f"{label}: sha256 {got} does not match the lock's {sha256}")
             os.replace(tmp, final)
+        except OSError as exc:  # a full disk: say which cache, not which private file
+            name_user_path(exc, self.root, tmp)
+            raise
         finally:
             tmp.unlink(missing_ok=True)
             with self._partials_lock:

@@ -6,9 +6,11 @@ Exit codes: 0 ok, 1 internal bug, 2 bad input or usage, 3 integrity failure,
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import json
+import math
 import sys
 import threading
 import traceback
@@ -27,6 +29,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help is plain text, as written: rich markup would swallow `[tool.wheelhouse-bundler]`
+    # (and any other [word]) in a help string.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -50,7 +55,9 @@ def _root(
 
 LockArg = Annotated[Path, typer.Argument(
     metavar="LOCK",
-    help="A lock file (poetry.lock, hashed requirements.txt) or a project folder holding one.")]
+    help="A lock file: poetry.lock, pylock.toml, uv.lock, Pipfile.lock, pdm.lock or a hashed "
+    "requirements.txt (make one from a requirements.in with `lock`); or a project folder "
+    "holding one.")]
 BundleArg = Annotated[Path, typer.Argument(
     metavar="BUNDLE", help="The bundle tarball (.tar or .tar.gz).")]
 TargetOpt = Annotated[list[str] | None, typer.Option(
@@ -88,8 +95,29 @@ AllowUnhashedOpt = Annotated[bool, typer.Option(
     "Hashes are the point of a lock; use only for a lock you cannot regenerate.")]
 OfflineOpt = Annotated[bool, typer.Option(
     "--offline", help="Use the download cache only; name every file it lacks.")]
+
+
+def _output_path(value: str) -> Path:
+    """An output path as typed: Path('') is '.', so an empty -o or -d (an unset shell
+    variable) would quietly write into the current folder."""
+    if not value.strip():
+        raise typer.BadParameter("an empty path; name a file or folder")
+    return Path(value)
+
+
+_output_path.__name__ = "path"  # click names the type after the parser: `<path>` in help
+
+
+def _finite_timeout(value: float) -> float:
+    """click's range lets nan (every comparison false) and inf through: refuse them."""
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a number of seconds")
+    return value
+
+
 TimeoutOpt = Annotated[float, typer.Option(
-    "--timeout", min=0.1, help="Seconds to wait on a stalled connection before retrying.")]
+    "--timeout", min=0.1, callback=_finite_timeout,
+    help="Seconds to wait on a stalled connection before retrying.")]
 CertOpt = Annotated[Path | None, typer.Option(
     "--cert", help="CA bundle to trust for the index (else PIP_CERT / SSL_CERT_FILE).")]
 ClientCertOpt = Annotated[Path | None, typer.Option(
@@ -191,7 +219,8 @@ class _Bar:
 def export(
     lock: LockArg,
     output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="File to write (one target) or folder (one <target>.txt each). "
+        "--output", "-o", parser=_output_path,
+        help="File to write (one target) or folder (one <target>.txt each). "
         "Default: stdout.")] = None,
     target: TargetOpt = None, target_file: TargetFileOpt = None, with_: WithOpt = None,
     without: WithoutOpt = None, only: OnlyOpt = None, extras: ExtrasOpt = None,
@@ -212,15 +241,31 @@ def export(
             raise UsageError("several targets: give -o FOLDER to write one file per target")
         typer.echo(next(iter(texts.values())), nl=False)
         return
+    if len(texts) > 1 and not output.is_dir() and (output.exists() or output.suffix):
+        raise UsageError(f"{output}: {len(texts)} targets need a folder for -o (one "
+                         "<target>.txt each): give an existing folder or a name without a "
+                         "suffix")
     if len(texts) == 1 and not output.is_dir():
         with atomic_output(output) as fh:
             fh.write(next(iter(texts.values())).encode())
         _Out.info(f"wrote {output}")
         return
-    for name, text in texts.items():
-        with atomic_output(output / f"{name}.txt") as fh:
-            fh.write(text.encode())
-        _Out.info(f"wrote {output / f'{name}.txt'}")
+    made = not output.exists()
+    written: list[Path] = []
+    try:  # every target's file or none: a half-exported folder would look complete
+        for name, text in texts.items():
+            with atomic_output(output / f"{name}.txt") as fh:
+                fh.write(text.encode())
+            written.append(output / f"{name}.txt")
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        if made:
+            with contextlib.suppress(OSError):
+                output.rmdir()
+        raise
+    for path in written:
+        _Out.info(f"wrote {path}")
 
 
 DistOpt = Annotated[Path | None, typer.Option(
@@ -248,7 +293,8 @@ IgnoreVulnOpt = Annotated[list[str] | None, typer.Option(
 def bundle(
     lock: LockArg,
     output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="The bundle to write: .tar (fast, wheels are compressed) or "
+        "--output", "-o", parser=_output_path,
+        help="The bundle to write: .tar (fast, wheels are compressed) or "
         ".tar.gz; or a folder. Default name: <project>-<version>-<lock sha256 prefix>.tar "
         "in the current (or given) folder.")] = None,
     target: TargetOpt = None, target_file: TargetFileOpt = None, with_: WithOpt = None,
@@ -331,7 +377,8 @@ def bundle(
 @app.command(epilog="Example: wheelhouse-bundler download poetry.lock -t cp312-win_amd64 -d whl/")
 def download(
     lock: LockArg,
-    dest: Annotated[Path, typer.Option("--dest", "-d", help="Folder for the wheels.")],
+    dest: Annotated[Path, typer.Option("--dest", "-d", parser=_output_path,
+                                       help="Folder for the wheels.")],
     target: TargetOpt = None, target_file: TargetFileOpt = None, with_: WithOpt = None,
     without: WithoutOpt = None, only: OnlyOpt = None, extras: ExtrasOpt = None,
     all_extras: AllExtrasOpt = False, fmt: FormatOpt = None, index_url: IndexOpt = None,
@@ -596,7 +643,8 @@ def rehearse(
     ] = None,
     installer: InstallerOpt = "auto",
     report_file: Annotated[Path | None, typer.Option(
-        "--report", help="Also write the Markdown report to this file.")] = None,
+        "--report", parser=_output_path,
+        help="Also write the Markdown report to this file.")] = None,
     allowed_signers: AllowedSignersOpt = None, identity: IdentityOpt = None,
     require_signature: RequireSigOpt = False,
     json_out: JsonOpt = False,
@@ -681,8 +729,8 @@ def lock_cmd(
         metavar="SOURCE",
         help="requirements.in, or a pyproject.toml (its project dependencies).")],
     output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="The hashed lock to write (atomically). Default: "
-        "requirements.txt beside the input.")] = None,
+        "--output", "-o", parser=_output_path, help="The hashed lock to write (atomically). "
+        "Default: requirements.txt beside the input.")] = None,
     index_url: IndexOpt = None, quiet: QuietOpt = False,
 ) -> None:
     from .locks.compile import compile_lock
@@ -700,11 +748,14 @@ def version_cmd() -> None:
 
 
 def _preload_tls(offline: bool, cert: Path | None, client_cert: Path | None) -> None:
-    """Before the heavy imports of a command that will likely fetch: see tls.preload."""
-    if not offline:
-        from .tls import preload
+    """Before the heavy imports of a command that will likely fetch: see tls.preload.
+    The certificate files are checked even --offline (tls.check_files)."""
+    from .tls import check_files, preload
 
-        preload(str(cert) if cert else None, str(client_cert) if client_cert else None)
+    paths = (str(cert) if cert else None, str(client_cert) if client_cert else None)
+    check_files(*paths)
+    if not offline:
+        preload(*paths)
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:
@@ -741,11 +792,25 @@ def _app_for(args: list[str]) -> typer.Typer:
     return one
 
 
+def _usage_line(exc: Exception) -> str:
+    """click's usage error as one line, like every other error: its message, then where
+    to read more (click prints usage, a hint and the message on three lines)."""
+    format_message = getattr(exc, "format_message", None)
+    message = " ".join(str(format_message() if format_message else exc).split()).rstrip(".")
+    if message[:1].isupper() and message[1:2].islower():
+        message = message[0].lower() + message[1:]
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        message += f" (try '{ctx.command_path} --help')"
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, mapping every expected failure to one line and a code."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        result = _app_for(args)(args=args, standalone_mode=False)
+        result = _app_for(args)(args=args, prog_name="wheelhouse-bundler",
+                                standalone_mode=False)
         if result == 130:  # typer turns Ctrl-C into a silent Exit(130)
             typer.echo("wheelhouse-bundler: interrupted", err=True)
         return result if isinstance(result, int) else 0
@@ -755,11 +820,10 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         return exc.exit_code
     except _USAGE_ERRORS as exc:  # an unknown option, a missing argument, a bad value
-        show = getattr(exc, "show", None)
-        if show is not None:
-            show()
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare command: its help is the answer
+            exc.show()  # type: ignore[attr-defined]
         else:
-            typer.echo(f"wheelhouse-bundler: usage: {exc}", err=True)
+            typer.echo(f"wheelhouse-bundler: error: {_usage_line(exc)}", err=True)
         return 2
     except OSError as exc:  # a full disk, a read-only folder: the machine, not a bug
         where = exc.filename or "a file"

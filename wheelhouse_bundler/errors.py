@@ -6,6 +6,17 @@ user's mistake never surfaces as a traceback and scripts can branch on the code.
 
 from __future__ import annotations
 
+import errno
+
+
+def excerpt(text: object, limit: int = 80, *, quote: bool = True) -> str:
+    """Text echoed from a user's file, cut to `limit` characters with an ellipsis, so an
+    error stays one readable line even for a 200 kB line in a lock. Control characters
+    and newlines are escaped as repr() does, quoted or not."""
+    shown = str(text)
+    shown = repr(shown if len(shown) <= limit else shown[:limit] + "…")
+    return shown if quote else shown[1:-1]
+
 
 class BundlerError(Exception):
     """Base of every failure we expect and explain; anything else is a bug (exit 1)."""
@@ -54,3 +65,19 @@ class InstallError(BundlerError):
 
     exit_code = 5
     kind = "install error"
+
+
+def name_user_path(exc: OSError, shown: object, *private: object) -> OSError:
+    """Make `exc` name `shown`, the path the user gave, when it names one of our private
+    temporary files, or no path at all for a full disk: the one line the CLI prints must
+    say which of the user's files failed (`app.tar: No space left on device`), not
+    `.app.tar.x1y2.part`, nor "a file". (A pathless error of another kind, such as a
+    dropped connection, is left alone: it is not about `shown`.)"""
+    private_name = exc.filename is not None and str(exc.filename) in {str(p) for p in private}
+    if private_name or (exc.filename is None and exc.errno in _DISK_FULL):
+        exc.filename = str(shown)
+        exc.filename2 = None
+    return exc
+
+
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})

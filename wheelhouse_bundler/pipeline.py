@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -80,6 +81,14 @@ class Prepared:
     groups: frozenset[str]
     extras: frozenset[str]
     names: dict[str, str] = field(default_factory=dict)  # sha256 -> file name, from pages
+
+
+def _refuse_nothing(prepared: Prepared) -> None:
+    """A UsageError naming why, when the selection holds no package for any target."""
+    why = select.nothing_selected(prepared.lock, prepared.plans, prepared.groups,
+                                  prepared.extras)
+    if why is not None:
+        raise UsageError(why)
 
 
 @dataclass(frozen=True)
@@ -170,6 +179,7 @@ def prepare(opts: Options, index: Index, cache: Cache | None = None) -> Prepared
     when it suits it (a download does it beside its transfers)."""
     if opts.index_url:
         check_not_in_argv(opts.index_url, "--index-url")
+    select.check_group_flags(opts.with_groups, opts.without_groups, opts.only_groups)
     # Targets first: a bad spec or target file fails before any index is asked.
     chosen = targets_mod.resolve(opts.targets, opts.target_files, project=opts.lock)
     lock = locks.load(opts.lock, fmt=opts.fmt, default=default_source(opts.index_url),
@@ -265,6 +275,9 @@ def build(opts: Options, output: Path, progress: Progress | None = None) -> Buil
         own = ownbuild.collect(opts.lock, Path(tmp), dist=opts.dist, enabled=opts.own,
                                isolation=opts.build_isolation)
         man = ownbuild.attach(man, own, got.plans)
+        # The project's own wheel alone is a bundle worth making; nothing at all is not.
+        if not man.files:
+            _refuse_nothing(got.prepared)
         report = None
         if db is not None:
             report = audit_mod.audit(db, audit_mod.pins_of_manifest(man), opts.ignore_vulns)
@@ -307,15 +320,24 @@ def download(opts: Options, dest: Path, progress: Progress | None = None) -> Fet
     """The picked wheels copied into `dest` (no bundle), each written whole or not at all.
 
     Each wheel is copied out as soon as it is in the cache, while others are still on
-    the wire. Should the run fail, the wheels it had placed are removed again: `dest`
-    holds what it held before, and never a part of a lock's wheels presented as done.
+    the wire. `dest` (and any missing parent) is made only when the first wheel is ready
+    to go in, so a lock that cannot be read or a selection that picks nothing leaves no
+    folder behind. Should the run fail, the wheels it had placed and the folders it made
+    are removed again: `dest` holds what it held before, and never a part of a lock's
+    wheels presented as done.
     """
-    created = not dest.is_dir()
-    dest.mkdir(parents=True, exist_ok=True)
+    if dest.exists() and not dest.is_dir():
+        raise UsageError(f"{dest}: not a folder (--dest is the folder for the wheels)")
+    made: list[Path] = []  # folders this run created, deepest last
     placed: list[Path] = []
+    making = threading.Lock()
 
     def place(got: FetchedFile) -> None:
         assert got.file.filename is not None  # located before the download
+        with making:
+            if not dest.is_dir():
+                made.extend(p for p in reversed([dest, *dest.parents]) if not p.exists())
+                dest.mkdir(parents=True, exist_ok=True)
         target = dest / got.file.filename
         existed = target.is_file()
         if existed and target.stat().st_size == got.size:
@@ -328,13 +350,15 @@ def download(opts: Options, dest: Path, progress: Progress | None = None) -> Fet
             placed.append(target)
 
     try:
-        return fetch(opts, progress, then=place)
+        got = fetch(opts, progress, then=place)
+        _refuse_nothing(got.prepared)
+        return got
     except BaseException:
         for path in placed:
             path.unlink(missing_ok=True)
-        if created:
+        for folder in reversed(made):
             with contextlib.suppress(OSError):  # only if empty: it may hold other files now
-                dest.rmdir()
+                folder.rmdir()
         raise
 
 
@@ -428,10 +452,13 @@ def sbom_for(man: manifest.Manifest, paths: dict[str, Path], project: tuple[str,
 
     data = sbom.build(man, paths, project)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        except OSError:  # only a memo: the bundle being written is what must not fail
+            tmp.unlink(missing_ok=True)
     return data
 
 
@@ -446,6 +473,7 @@ def export(opts: Options) -> dict[str, str]:
     with client_for(opts) as client:
         prepared = prepare(opts, Index(client), cache)
     cache.remember_names(prepared.names)
+    _refuse_nothing(prepared)
     out = {}
     for plan in prepared.plans:
         entries = [(p.package, select.ranked_wheels(p.package, plan.target)) for p in plan.picks]

@@ -27,11 +27,22 @@ from .model import (
 )
 
 
+def check_group_flags(with_: Collection[str], without: Collection[str],
+                      only: Collection[str]) -> None:
+    """Refuse --only beside --with/--without: --only names every group to take, so the
+    others would be dropped without a word (`--with dev --only main` takes no dev)."""
+    if only and (with_ or without):
+        given = "--with" if with_ else "--without"
+        raise UsageError(f"{given} cannot be combined with --only (which names every group "
+                         "to take): use one or the other")
+
+
 def choose_groups(lock: Lock, *, with_: Iterable[str] = (), without: Iterable[str] = (),
                   only: Iterable[str] = ()) -> frozenset[str]:
     """Poetry's group rules: the lock's default groups, plus --with, minus --without;
     --only replaces them all. Unknown names are refused rather than silently ignored."""
     with_, without, only = set(with_), set(without), set(only)
+    check_group_flags(with_, without, only)
     unknown = (with_ | without | only) - lock.groups
     if unknown and lock.groups:
         raise UsageError(f"unknown group(s) {', '.join(sorted(unknown))} in {lock.path.name} "
@@ -296,3 +307,22 @@ def _interpreter_order(label: str) -> tuple[bool, int, str]:
     """CPython and pure first, then other implementations; cp39 before cp310."""
     digits = "".join(c for c in label.split("-")[0].split(".")[0] if c.isdigit())
     return (not label.startswith(("cp", "py")), int(digits) if digits else 0, label)
+
+
+def nothing_selected(lock: Lock, plans: list[Plan], groups: Collection[str],
+                     extras: Collection[str]) -> str | None:
+    """Why the selection is empty (no package for any target), or None when it is not.
+
+    An empty bundle, export or download folder is never what the user meant: it is a
+    `--without main`, an empty requirements file or a marker that excludes every target,
+    and a run that "succeeds" with nothing would hide that until the air gap.
+    """
+    if any(plan.picks for plan in plans):
+        return None
+    if not lock.packages:
+        return f"{lock.path.name} pins no packages: nothing to take across"
+    chosen = ", ".join(sorted(groups)) or "none"
+    known = f" of {', '.join(sorted(lock.groups))}" if lock.groups else ""
+    return (f"no package of {lock.path.name} is selected for "
+            f"{', '.join(plan.target.name for plan in plans)} (groups: {chosen}{known}; "
+            f"extras: {', '.join(sorted(extras)) or 'none'}): nothing to take across")

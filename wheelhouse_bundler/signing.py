@@ -119,6 +119,10 @@ def _sign_file(data: Path, key: Path) -> bytes:
         produced = Path(tmp) / "bundle.sig"
         if proc.returncode != 0 or not produced.is_file():
             why = _why(proc)
+            # ssh-keygen, failing to read a private key, retries the file as a public one
+            # and reports "No such file": ask it plainly whether the file is a key at all.
+            if "passphrase" not in why and _run(["-l", "-f", str(key)]).returncode != 0:
+                raise UsageError(f"{key}: not an SSH private or public key")
             hint = (": the key needs a passphrase and nothing may prompt for it; add it "
                     "to ssh-agent (ssh-add) and pass its .pub file"
                     if "passphrase" in why else "")
@@ -148,7 +152,8 @@ def sign_bundle(bundle: Path, key: Path) -> Signature:
             fh.write(data)
     except BaseException:
         for path in (bundle, bundle.with_name(bundle.name + ".sha256"), sig):
-            path.unlink(missing_ok=True)
+            if not path.is_dir():  # a folder in the way is the error itself: leave it
+                path.unlink(missing_ok=True)
         raise
     return Signature(sig, fingerprint_of(data))
 

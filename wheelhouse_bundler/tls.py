@@ -61,6 +61,14 @@ def _new(cafile: str | None, client_cert: str | None) -> ssl.SSLContext:
     return made
 
 
+def check_files(cert: str | None, client_cert: str | None) -> None:
+    """--cert and --client-cert must name files, even --offline where nothing loads them:
+    a mistyped path is the user's mistake however the run goes."""
+    for flag, path in (("--cert", cert), ("--client-cert", client_cert)):
+        if path is not None and not os.path.isfile(path):
+            raise UsageError(f"{path}: no such file (given as {flag})")
+
+
 def preload(cert: str | None = None, client_cert: str | None = None) -> None:
     """Make the context on a thread now, for a command about to use the network.
 

@@ -108,8 +108,9 @@ def find(root: Path, installer: str, scratch: Path, me: Target) -> Uv | None:
         on_path = shutil.which("uv")
         if on_path and _starts(Path(on_path), scratch / "cache"):
             return Uv(Path(on_path), scratch / "cache")
-        raise InstallError("--installer uv: the bundle carries no uv for this platform "
-                           "(build it with --with-uv) and there is none on PATH")
+        # Nothing was tried, let alone failed: the option asks for what is not here.
+        raise UsageError("--installer uv: the bundle carries no uv for this platform "
+                         "(build it with --with-uv) and there is none on PATH")
     return None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import string
 from pathlib import Path
 
 from ..errors import UsageError
@@ -91,4 +92,6 @@ def sha256_hex(value: object) -> str | None:
     """The lower-case digest of a `sha256:<64 characters>` hash as every lock format writes
     it, or None: another algorithm, or a cut digest, is not a hash we can check."""
     algo, _, digest = str(value).partition(":")
-    return digest.lower() if algo == "sha256" and len(digest) == 64 else None
+    if algo != "sha256" or len(digest) != 64 or digest.strip(string.hexdigits):
+        return None
+    return digest.lower()

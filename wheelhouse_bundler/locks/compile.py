@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from ..errors import NetworkError, UsageError
+from ..errors import NetworkError, UsageError, name_user_path
 from ..net import describe, make_client
 from ..sources import check_not_in_argv, credentials_for, default_source, redact, split_credentials
 
@@ -109,7 +109,12 @@ def compile_lock(source: Path, output: Path | None = None, *, index_url: str | N
     output = output or default_output(source)
     index, shown = _index_with_credentials(index_url)
     output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp",
+                                        dir=output.parent)
+    except OSError as exc:  # it names a random name of ours
+        name_user_path(exc, output, exc.filename)
+        raise
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -119,9 +124,12 @@ def compile_lock(source: Path, output: Path | None = None, *, index_url: str | N
             tmp.write_bytes(b"")
         env = child_env(index)
         env["CUSTOM_COMPILE_COMMAND"] = f"wheelhouse-bundler lock {source.name}"
+        # pip-compile runs in the input's folder (its relative `-r`/`-c`/`-e` lines mean
+        # that folder), so it gets the input by name and the output by absolute path: the
+        # user's paths are relative to where they ran us, not to that folder.
         cmd = [sys.executable, "-m", "piptools", "compile", "--generate-hashes",
                "--no-emit-index-url", "--no-emit-trusted-host", "--strip-extras", "--quiet",
-               "--output-file", str(tmp), str(source)]
+               "--output-file", str(tmp.resolve()), source.name]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False,
                               cwd=source.parent, stdin=subprocess.DEVNULL)
         if done.returncode != 0:
@@ -140,6 +148,9 @@ def compile_lock(source: Path, output: Path | None = None, *, index_url: str | N
         else:
             tmp.chmod(0o644)  # mkstemp's 0600 is for a secret; a lock is not one
         os.replace(tmp, output)
+    except OSError as exc:
+        name_user_path(exc, output, tmp)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     packages = len(re.findall(r"^[A-Za-z0-9][^\s;]*==", output.read_text(), re.M))

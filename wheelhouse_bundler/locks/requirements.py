@@ -14,7 +14,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from ..errors import LockError
+from ..errors import LockError, excerpt
 from ..model import ALWAYS, Condition, Lock, LockedFile, LockedPackage, Source
 from . import read_bytes, sha256_hex
 
@@ -72,6 +72,17 @@ def _split_options(line: str) -> tuple[str, list[str]]:
     return " ".join(req), opts
 
 
+def _bad_hash(value: str) -> str:
+    """Why a --hash value is not one we can check: the algorithm, or the digest itself."""
+    algo, sep, digest = value.partition(":")
+    if not sep:
+        return f"--hash {excerpt(value)} is not algorithm:digest (sha256:<64 hex>)"
+    if algo != "sha256":
+        return f"--hash {excerpt(value, quote=False)}: only sha256 hashes are accepted"
+    return f"--hash sha256:{excerpt(digest, 70, quote=False)}: the digest is not 64 hex " \
+        "characters"
+
+
 def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
     data, digest = read_bytes(path)
     try:
@@ -95,12 +106,15 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
                 elif key in ("-r", "--requirement", "-c", "--constraint"):
                     raise LockError(path, f"{key} is not supported in a lock; inline it", number)
                 elif not key.startswith(_IGNORED_OPTIONS):
-                    raise LockError(path, f"unsupported option {key}", number)
+                    raise LockError(path, f"unsupported option {excerpt(key)}", number)
             continue
         try:
             req = Requirement(spec)
         except InvalidRequirement as exc:
-            raise LockError(path, f"not a requirement: {spec!r} ({exc})", number) from exc
+            # packaging's message repeats the line under a caret: its first line suffices.
+            why = str(exc).splitlines()[0] if str(exc) else "invalid"
+            raise LockError(path, f"not a requirement: {excerpt(spec)} "
+                            f"({excerpt(why, quote=False)})", number) from exc
         if req.url:
             raise LockError(path, f"{req.name}: direct URL requirements are not supported",
                             number)
@@ -111,15 +125,16 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
         try:
             version = Version(pins[0].version)
         except InvalidVersion as exc:
-            raise LockError(path, f"{req.name}: invalid version {pins[0].version!r}",
+            raise LockError(path, f"{req.name}: invalid version {excerpt(pins[0].version)}",
                             number) from exc
         hashes = []
         for opt in opts:
             key, _, value = opt.partition("=")
             if key != "--hash":
-                raise LockError(path, f"{req.name}: unsupported option {key}", number)
+                raise LockError(path, f"{req.name}: unsupported option {excerpt(key)}",
+                                number)
             if (hexdigest := sha256_hex(value)) is None:
-                raise LockError(path, f"{req.name}: only sha256 hashes are accepted", number)
+                raise LockError(path, f"{req.name}: {_bad_hash(value)}", number)
             hashes.append(hexdigest)
         if not hashes and not allow_unhashed:
             raise LockError(path, f"{req.name}=={version} has no --hash (hashes are the lock)",
