@@ -741,12 +741,6 @@ def lock_cmd(
               f"(resolved for this host against {done.index})")
 
 
-@app.command("version")
-def version_cmd() -> None:
-    """Print the tool's version."""
-    typer.echo(__version__)
-
-
 def _preload_tls(offline: bool, cert: Path | None, client_cert: Path | None) -> None:
     """Before the heavy imports of a command that will likely fetch: see tls.preload.
     The certificate files are checked even --offline (tls.check_files)."""
@@ -770,6 +764,26 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 
 
 _USAGE_ERRORS = _usage_errors()
+
+
+# The root help lists each command with a summary that fits 80 columns (click cuts a
+# docstring's first line with "..." where it does not); the docstrings keep the long form.
+_SUMMARIES = {
+    "export": "Pinned, hashed requirements for each target",
+    "bundle": "Export, download and pack one deterministic tarball",
+    "download": "Each target's wheels into a folder, hash-checked",
+    "verify": "Check a bundle: signature, sidecar, sizes, hashes, names",
+    "inspect": "A bundle's signer, targets, packages and sizes",
+    "diff": "Packages added, removed and changed, per target",
+    "audit": "Pinned versions against an offline OSV dump",
+    "install": "Verify, install offline into a fresh venv, switch",
+    "rollback": "Switch --venv back to the previous release",
+    "rehearse": "DR drill: restore offline into a scratch folder, timed",
+    "target-info": "An interpreter's exact wheel tags and markers, as JSON",
+    "lock": "Compile requirements.in into a hashed lock (pip-tools)",
+}
+for _info in app.registered_commands:
+    _info.short_help = _SUMMARIES[_info.name or _info.callback.__name__]  # type: ignore[union-attr]
 
 
 def _app_for(args: list[str]) -> typer.Typer:
