@@ -30,6 +30,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
 from ..model import Edge, Graph, Lock, LockedFile, LockedPackage, Source
+from ..sources import check_file_url, checked_index_url
 from . import read_bytes, sha256_hex
 from .tomlfile import read_toml as _toml
 
@@ -94,6 +95,8 @@ def _files(path: Path, where: str, entry: dict[str, Any], allow_unhashed: bool
     files = []
     for wheel in entry.get("wheels", []):
         url = str(wheel.get("url") or wheel.get("path") or "")
+        if "url" in wheel:
+            url = check_file_url(url, f"{path}: {where}: wheel url")
         filename = url.rsplit("/", 1)[-1] or None
         digest = sha256_hex(wheel.get("hash", ""))
         if digest is None:
@@ -126,7 +129,7 @@ def _source(path: Path, where: str, entry: dict[str, Any], default: Source
         if not url.startswith(("http://", "https://")):
             raise LockError(path, f"{where}: comes from the local index {url!r}; bundle "
                             "from an HTTP index (pass it to `uv lock --index-url`)")
-        url = url if url.endswith("/") else url + "/"
+        url = checked_index_url(url, f"{path}: {where}: source registry")
         return Source(url, url)
     if kind == "url":
         if not entry.get("wheels"):
