@@ -200,19 +200,23 @@ def export(
     quiet: QuietOpt = False,
 ) -> None:
     """Write pinned, hashed requirements for each target (markers evaluated)."""
-    from .bundle import atomic_output
+    from .bundle import atomic_output, refuse_overwriting
     from .pipeline import export as run_export
+    from .pipeline import inputs_of
 
     _Out.quiet = quiet
-    texts = run_export(_options(lock, fmt, target, with_, without, only, extras, all_extras,
-                                index_url, target_file=target_file,
-                                allow_unhashed=allow_unhashed))
+    opts = _options(lock, fmt, target, with_, without, only, extras, all_extras, index_url,
+                    target_file=target_file, allow_unhashed=allow_unhashed)
+    texts = run_export(opts)
     if output is None:
         if len(texts) > 1:
             raise UsageError("several targets: give -o FOLDER to write one file per target")
         typer.echo(next(iter(texts.values())), nl=False)
         return
-    if len(texts) == 1 and not output.is_dir():
+    one = len(texts) == 1 and not output.is_dir()
+    refuse_overwriting([output] if one else [output / f"{n}.txt" for n in texts],
+                       inputs_of(opts))
+    if one:
         with atomic_output(output) as fh:
             fh.write(next(iter(texts.values())).encode())
         _Out.info(f"wrote {output}")
@@ -603,7 +607,7 @@ def rehearse(
 
     Exits with the failure's code (3 integrity, 5 install, ...) when anything failed.
     """
-    from .bundle import atomic_output
+    from .bundle import atomic_output, refuse_overwriting, sidecar_path
     from .rehearse import reexec_in_namespace, to_json, to_markdown
     from .rehearse import rehearse as run_rehearse
 
@@ -614,6 +618,10 @@ def rehearse(
     args += ["--report", str(report_file)] if report_file else []
     args += ["--json"] if json_out else []
     trust = _trust(allowed_signers, identity, require_signature)
+    if report_file is not None:
+        refuse_overwriting([report_file], [
+            ("bundle", bundle), ("bundle's sidecar", sidecar_path(bundle)),
+            ("--allowed-signers file", allowed_signers)])
     args += ["--allowed-signers", str(allowed_signers)] if allowed_signers else []
     args += ["--identity", identity] if identity else []
     args += ["--require-signature"] if require_signature else []

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import signing
+from .bundle import sidecar_path
 from .errors import IntegrityError, UsageError
 from .manifest import (
     MANIFEST,
@@ -257,7 +258,7 @@ def verify(path: Path, extract_to: Path | None = None) -> Verified:
         finally:
             reader.close()
     digest = reader.digest.hexdigest()
-    sidecar = path.with_name(path.name + ".sha256")
+    sidecar = sidecar_path(path)
     status = "missing"
     if sidecar.is_file():
         want = sidecar.read_text(errors="replace").split()[:1]
