@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
-from .errors import BundlerError, UsageError
+from .errors import BundlerError, UsageError, printable
 
 app = typer.Typer(
     name="wheelhouse-bundler",
@@ -122,7 +122,12 @@ class _Out:
     @classmethod
     def info(cls, message: str) -> None:
         if not cls.quiet:
-            typer.echo(message, err=True)
+            typer.echo(printable(message), err=True)
+
+
+def _echo(line: str) -> None:
+    """A human report line on stdout, escaped: its names come from files (printable)."""
+    typer.echo(printable(line))
 
 
 def _emit_json(doc: Any) -> None:
@@ -391,7 +396,7 @@ def verify(bundle: BundleArg, allowed_signers: AllowedSignersOpt = None,
         return
     if v.sidecar == "missing":
         _Out.info(f"warning: no {bundle.name}.sha256 beside the bundle; checked its contents only")
-    typer.echo(f"OK {bundle}: {len(v.manifest.files)} wheels, {v.size / 1e6:.1f} MB, targets "
+    _echo(f"OK {bundle}: {len(v.manifest.files)} wheels, {v.size / 1e6:.1f} MB, targets "
                f"{', '.join(t.name for t in v.manifest.targets)}; "
                + (v.signature.describe() if v.signature else "unsigned"))
 
@@ -426,20 +431,20 @@ def inspect(bundle: BundleArg, json_out: JsonOpt = False,
                                 "aliases": list(a.aliases)} for a in m.accepted_vulns],
             "signature": v.signature.to_json() if v.signature else None})
         return
-    typer.echo(f"{bundle}  sha256 {v.sha256}")
-    typer.echo(f"signer   {v.signature.describe() if v.signature else 'unsigned'}")
-    typer.echo(f"lock     {m.lock_name} ({m.lock_format}) sha256 {m.lock_sha256}")
-    typer.echo(f"groups   {', '.join(m.groups) or '-'}   extras {', '.join(m.extras) or '-'}")
-    typer.echo(f"targets  {', '.join(t.name for t in m.targets)}")
+    _echo(f"{bundle}  sha256 {v.sha256}")
+    _echo(f"signer   {v.signature.describe() if v.signature else 'unsigned'}")
+    _echo(f"lock     {m.lock_name} ({m.lock_format}) sha256 {m.lock_sha256}")
+    _echo(f"groups   {', '.join(m.groups) or '-'}   extras {', '.join(m.extras) or '-'}")
+    _echo(f"targets  {', '.join(t.name for t in m.targets)}")
     width = max((len(f.name) for f in m.files), default=4)
     for f in m.files:
         flag = ("  (yanked)" if f.yanked else "") + ("  (own)" if f.own else "") + (
             "  (hash from index)" if f.hash_from_index else "")
-        typer.echo(f"  {f.name:<{width}}  {f.version:<12} {f.size / 1e3:>9.1f} kB  "
+        _echo(f"  {f.name:<{width}}  {f.version:<12} {f.size / 1e3:>9.1f} kB  "
                    f"{f.filename}{flag}")
     for a in m.accepted_vulns:
-        typer.echo(f"accepted {a.id} for {a.package} {a.version}")
-    typer.echo(f"{len(m.files)} wheels, {v.size / 1e6:.1f} MB")
+        _echo(f"accepted {a.id} for {a.package} {a.version}")
+    _echo(f"{len(m.files)} wheels, {v.size / 1e6:.1f} MB")
 
 
 @app.command("diff", epilog="Examples:\n\n"
@@ -476,10 +481,10 @@ def diff_cmd(
                  for name, path, v in (("old", old, a), ("new", new, b))}
         _emit_json({**sides, **diff_mod.to_json(diffs)})
         return
-    typer.echo(f"--- {old}  sha256 {a.sha256}")
-    typer.echo(f"+++ {new}  sha256 {b.sha256}")
+    _echo(f"--- {old}  sha256 {a.sha256}")
+    _echo(f"+++ {new}  sha256 {b.sha256}")
     for line in diff_mod.to_lines(diffs, old.name, new.name):
-        typer.echo(line)
+        _echo(line)
 
 
 @app.command(epilog="Examples:\n\n"
@@ -515,7 +520,7 @@ def audit(
         _emit_json({"source": str(source), **audit_mod.to_json(report)})
     else:
         for line in audit_mod.to_lines(report):
-            typer.echo(line)
+            _echo(line)
     audit_mod.refuse_if_open(report)
 
 
@@ -563,7 +568,7 @@ def install(
                     "imported": list(done.imported),
                     "pruned": [str(p) for p in done.pruned]})
         return
-    typer.echo(f"installed {done.packages} packages for {done.target} into {done.venv} "
+    _echo(f"installed {done.packages} packages for {done.target} into {done.venv} "
                f"in {done.seconds:.1f}s")
 
 
@@ -584,7 +589,7 @@ def rollback(
     if json_out:
         _emit_json({"venv": str(venv), "from": str(old), "to": str(new)})
         return
-    typer.echo(f"{venv} -> {new} (was {old.name})")
+    _echo(f"{venv} -> {new} (was {old.name})")
 
 
 @app.command(epilog="Examples:\n\n"
@@ -630,7 +635,7 @@ def rehearse(
         raise typer.Exit(code)
     report = run_rehearse(bundle, smoke_command=smoke, smoke_imports=not no_smoke,
                           python=python, installer=installer, trust=trust)
-    markdown = to_markdown(report)
+    markdown = "\n".join(map(printable, to_markdown(report).split("\n")))
     if report_file is not None:
         with atomic_output(report_file) as fh:
             fh.write(markdown.encode())
@@ -756,7 +761,7 @@ def main(argv: list[str] | None = None) -> int:
             typer.echo("wheelhouse-bundler: interrupted", err=True)
         return result if isinstance(result, int) else 0
     except BundlerError as exc:
-        typer.echo(f"wheelhouse-bundler: {exc.kind}: {exc}", err=True)
+        typer.echo(f"wheelhouse-bundler: {exc.kind}: {printable(str(exc))}", err=True)
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
@@ -769,7 +774,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as exc:  # a full disk, a read-only folder: the machine, not a bug
         where = exc.filename or "a file"
-        typer.echo(f"wheelhouse-bundler: error: {where}: {exc.strerror or exc}", err=True)
+        typer.echo(printable(f"wheelhouse-bundler: error: {where}: {exc.strerror or exc}"),
+                   err=True)
         return 2
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("wheelhouse-bundler: interrupted", err=True)

@@ -7,6 +7,19 @@ user's mistake never surfaces as a traceback and scripts can branch on the code.
 from __future__ import annotations
 
 
+def printable(text: str) -> str:
+    """`text` with each character a terminal would act on escaped the way repr() does.
+
+    The one escaping for whatever reaches a terminal from a file (a lock, a manifest, a
+    sidecar, an advisory database, a member name): an escape sequence hidden in a
+    package name must not recolour, retitle or rewrite the operator's terminal. Errors
+    pass through it in cli.main, report lines on their way out.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class BundlerError(Exception):
     """Base of every failure we expect and explain; anything else is a bug (exit 1)."""
 
