@@ -324,11 +324,16 @@ def bundle(
                     "network_seconds": round(built.network_seconds, 3), "own": built.own,
                     "accepted_vulns": sorted({v.id for v in built.audit.accepted})
                     if built.audit else [],
+                    "osv_newest_modified": built.audit.newest_modified if built.audit
+                    else None,
                     "signature": str(signature.path) if signature else None})
         return
     _Out.info(_fetch_line(f))
     if built.own:
         _Out.info(f"added {built.own} own wheel(s) of the project")
+    if built.audit:
+        _Out.info(f"audited against {built.audit.records} advisory records, newest modified "
+                  f"{built.audit.newest_modified or 'unknown'}")
     for finding in built.audit.accepted if built.audit else ():
         _Out.info(f"accepted {finding.id}: {finding.package} {finding.version}")
     _Out.info(f"wrote {built.output} for {', '.join(p.target.name for p in built.plans)}: "
@@ -506,6 +511,7 @@ def audit(
     from . import audit as audit_mod
 
     db = audit_mod.load(osv_db)
+    _Out.info(audit_mod.describe(db))
     ignores = list(ignore_vuln or ())
     if source.is_file() and source.name.endswith((".tar", ".tar.gz", ".tgz")):
         from .verify import verify as run_verify
