@@ -98,6 +98,28 @@ def refuse_overwriting(outputs: Iterable[Path], inputs: Iterable[tuple[str, Path
                                  "would destroy; choose another output")
 
 
+def check_writable(out: Path, option: str) -> None:
+    """Refuse (exit 2) an output that `atomic_output` could not write, before the work.
+
+    A report written after a ten-minute drill must not be what fails: this makes and
+    removes a temporary file in the nearest folder that exists on the way to `out`.
+    """
+    if out.is_dir():
+        raise UsageError(f"{option} {out}: is a folder; give a file name")
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"{option} {out}: {folder} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=folder)
+    except OSError as exc:
+        raise UsageError(f"{option} {out}: cannot write in {folder}: "
+                         f"{exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 @contextmanager
 def atomic_output(out: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
     """A file that appears at `out` only if the block completes.

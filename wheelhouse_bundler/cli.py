@@ -618,7 +618,7 @@ def rehearse(
 
     Exits with the failure's code (3 integrity, 5 install, ...) when anything failed.
     """
-    from .bundle import atomic_output, refuse_overwriting, sidecar_path
+    from .bundle import atomic_output, check_writable, refuse_overwriting, sidecar_path
     from .rehearse import reexec_in_namespace, to_json, to_markdown
     from .rehearse import rehearse as run_rehearse
 
@@ -630,6 +630,7 @@ def rehearse(
     args += ["--json"] if json_out else []
     trust = _trust(allowed_signers, identity, require_signature)
     if report_file is not None:
+        check_writable(report_file, "--report")
         refuse_overwriting([report_file], [
             ("bundle", bundle), ("bundle's sidecar", sidecar_path(bundle)),
             ("--allowed-signers file", allowed_signers)])
@@ -646,7 +647,9 @@ def rehearse(
         with atomic_output(report_file) as fh:
             fh.write(markdown.encode())
     typer.echo(to_json(report) if json_out else markdown, nl=False)
-    if not report.ok:
+    if not report.ok:  # the report is on stdout; the failure also goes where errors go
+        typer.echo(f"wheelhouse-bundler: {report.error_kind or 'error'}: " + printable(
+            f"rehearsal of {bundle} failed: {report.error or 'unknown error'}"), err=True)
         raise typer.Exit(report.exit_code or 1)
 
 
