@@ -167,3 +167,18 @@ def test_index_url_line_without_slash_works_like_the_option(
     assert "gamma==0.3" in done.stdout
     asked = index_server.requests("GET")
     assert "/simple/gamma/" in asked and "/gamma/" not in asked, asked
+
+
+@pytest.mark.parametrize("url", ["http://[::1/x.whl", "http://127.0.0.1:PORT/x.whl"])
+def test_a_bad_url_from_a_page_is_a_network_error_not_a_trace(url) -> None:
+    """URLs an index page or a redirect gives skip the user-input check: the one place
+    that requests them still turns a broken one into an error naming the source."""
+    from wheelhouse_bundler.errors import NetworkError
+    from wheelhouse_bundler.model import Source
+    from wheelhouse_bundler.net import LazyClient, stream
+
+    source = Source("corp", "http://127.0.0.1:9/simple/")
+    with (LazyClient() as client, pytest.raises(NetworkError, match="not a valid URL") as info,
+          stream(client, url, source)):
+        pass
+    assert "'corp'" in str(info.value)
