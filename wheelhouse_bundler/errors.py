@@ -8,16 +8,14 @@ from __future__ import annotations
 
 
 def printable(text: str) -> str:
-    """`text` with each character a terminal would act on escaped the way repr() does.
-
-    The one escaping for whatever reaches a terminal from a file (a lock, a manifest, a
-    sidecar, an advisory database, a member name): an escape sequence hidden in a
-    package name must not recolour, retitle or rewrite the operator's terminal. Errors
-    pass through it in cli.main, report lines on their way out.
-    """
+    """`text` escaped for a terminal by bootstrap.printable (the target side's one
+    escaping, shipped as install.py). Errors pass through it in cli.main, report lines on
+    their way out; bootstrap is imported only when there is something to escape."""
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    from .bootstrap import printable as escape
+
+    return escape(text)
 
 
 class BundlerError(Exception):
