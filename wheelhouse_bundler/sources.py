@@ -92,7 +92,7 @@ def check_url(url: str, where: str, *, schemes: tuple[str, ...] = ("http", "http
     return text
 
 
-_HOST = re.compile(r"[A-Za-z0-9_%-]+(\.[A-Za-z0-9_%-]+)*\.?", re.ASCII)
+_HOST = re.compile(r"[\w%-]+(\.[\w%-]+)*\.?")  # IDN hosts too (\w is Unicode)
 
 
 def _is_ip_literal(netloc: str) -> bool:
