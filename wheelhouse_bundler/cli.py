@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
-from .errors import BundlerError, UsageError, printable
+from .errors import BundlerError, UsageError, printable, printable_lines
 
 app = typer.Typer(
     name="wheelhouse-bundler",
@@ -122,7 +122,7 @@ class _Out:
     @classmethod
     def info(cls, message: str) -> None:
         if not cls.quiet:
-            typer.echo(printable(message), err=True)
+            typer.echo(printable_lines(message), err=True)
 
 
 def _echo(line: str) -> None:
@@ -642,13 +642,13 @@ def rehearse(
         raise typer.Exit(code)
     report = run_rehearse(bundle, smoke_command=smoke, smoke_imports=not no_smoke,
                           python=python, installer=installer, trust=trust)
-    markdown = "\n".join(map(printable, to_markdown(report).split("\n")))
+    markdown = printable_lines(to_markdown(report))
     if report_file is not None:
         with atomic_output(report_file) as fh:
             fh.write(markdown.encode())
     typer.echo(to_json(report) if json_out else markdown, nl=False)
     if not report.ok:  # the report is on stdout; the failure also goes where errors go
-        typer.echo(f"wheelhouse-bundler: {report.error_kind or 'error'}: " + printable(
+        typer.echo(f"wheelhouse-bundler: {report.error_kind or 'error'}: " + printable_lines(
             f"rehearsal of {bundle} failed: {report.error or 'unknown error'}"), err=True)
         raise typer.Exit(report.exit_code or 1)
 
@@ -770,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
             typer.echo("wheelhouse-bundler: interrupted", err=True)
         return result if isinstance(result, int) else 0
     except BundlerError as exc:
-        typer.echo(f"wheelhouse-bundler: {exc.kind}: {printable(str(exc))}", err=True)
+        typer.echo(f"wheelhouse-bundler: {exc.kind}: {printable_lines(str(exc))}", err=True)
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code

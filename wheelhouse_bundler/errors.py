@@ -18,6 +18,12 @@ def printable(text: str) -> str:
     return escape(text)
 
 
+def printable_lines(text: str) -> str:
+    """`printable` line by line: the line breaks we put in (a selection table, a
+    Markdown report) stay; everything else a terminal would act on is escaped."""
+    return "\n".join(map(printable, text.split("\n")))
+
+
 class BundlerError(Exception):
     """Base of every failure we expect and explain; anything else is a bug (exit 1)."""
 
