@@ -182,3 +182,19 @@ def test_a_bad_url_from_a_page_is_a_network_error_not_a_trace(url) -> None:
           stream(client, url, source)):
         pass
     assert "'corp'" in str(info.value)
+
+
+def test_bad_index_in_pip_configuration_is_named(tmp_path, clean_environ, monkeypatch) -> None:
+    config = tmp_path / "pip.conf"
+    config.write_text("[global]\nindex-url = http://127.0.0.1:PORT/simple/\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
+    done = run_cli("export", requirements(tmp_path), "-t", LINUX)
+    assert_bad_input(done, "pip's configuration (global.index-url)")
+
+
+def test_lock_command_refuses_a_bad_index_url(tmp_path, clean_environ) -> None:
+    source = tmp_path / "requirements.in"
+    source.write_text("alpha\n")
+    done = run_cli("lock", source, "--index-url", "http://[::1/simple/")
+    assert_bad_input(done, "--index-url")
+    assert not (tmp_path / "requirements.txt").exists()
