@@ -402,8 +402,8 @@ def verify(bundle: BundleArg, allowed_signers: AllowedSignersOpt = None,
     if v.sidecar == "missing":
         _Out.info(f"warning: no {bundle.name}.sha256 beside the bundle; checked its contents only")
     _echo(f"OK {bundle}: {len(v.manifest.files)} wheels, {v.size / 1e6:.1f} MB, targets "
-               f"{', '.join(t.name for t in v.manifest.targets)}; "
-               + (v.signature.describe() if v.signature else "unsigned"))
+          f"{', '.join(t.name for t in v.manifest.targets)}; "
+          + (v.signature.describe() if v.signature else "unsigned"))
 
 
 @app.command(epilog="Example: wheelhouse-bundler inspect app.tar --json")
@@ -446,7 +446,7 @@ def inspect(bundle: BundleArg, json_out: JsonOpt = False,
         flag = ("  (yanked)" if f.yanked else "") + ("  (own)" if f.own else "") + (
             "  (hash from index)" if f.hash_from_index else "")
         _echo(f"  {f.name:<{width}}  {f.version:<12} {f.size / 1e3:>9.1f} kB  "
-                   f"{f.filename}{flag}")
+              f"{f.filename}{flag}")
     for a in m.accepted_vulns:
         _echo(f"accepted {a.id} for {a.package} {a.version}")
     _echo(f"{len(m.files)} wheels, {v.size / 1e6:.1f} MB")
@@ -575,7 +575,7 @@ def install(
                     "pruned": [str(p) for p in done.pruned]})
         return
     _echo(f"installed {done.packages} packages for {done.target} into {done.venv} "
-               f"in {done.seconds:.1f}s")
+          f"in {done.seconds:.1f}s")
 
 
 @app.command(epilog="Examples:\n\n"
