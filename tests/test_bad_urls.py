@@ -139,8 +139,16 @@ def _pylock(tmp_path: Path, url: str) -> Path:
     return lock
 
 
+def _poetry_lock_only(tmp_path: Path, url: str) -> Path:
+    """The bad URL in the lock's [package.source], the pyproject declaring no source."""
+    lock = _poetry(tmp_path, url)
+    (tmp_path / "pyproject.toml").write_text('[tool.poetry]\nname = "app"\nversion = "1.0"\n')
+    return lock
+
+
 @pytest.mark.parametrize(("make", "names"), [
-    (_poetry, ("poetry.lock", "'corp'")),
+    (_poetry, ("pyproject.toml", "[[tool.poetry.source]] 'corp'")),
+    (_poetry_lock_only, ("poetry.lock", "package alpha", "source 'corp'")),
     (_pipfile, ("Pipfile.lock", "'corp'")),
     (_uv, ("uv.lock", "alpha", "registry")),
     (_uv_wheel, ("uv.lock", "alpha", "wheel url")),

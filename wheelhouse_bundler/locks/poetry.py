@@ -111,7 +111,8 @@ def _source(path: Path, name: str, entry: dict[str, Any], default: Source,
         url = declared.get(ref) or str(src.get("url") or "")
         if not url:
             raise LockError(path, f"package {name}: source {ref!r} has no URL")
-        where = f"{path}: package {name}: source {ref!r}"
+        where = (f"{path.with_name('pyproject.toml')}: [[tool.poetry.source]] {ref!r}"
+                 if ref in declared else f"{path}: package {name}: source {ref!r}")
         return index_source(ref, url, where), None
     if kind in ("url", "file"):
         where = str(src.get("url") or "")
