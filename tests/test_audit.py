@@ -152,7 +152,9 @@ def test_bundle_audit_refuses_then_records_the_acceptance(vulnerable_project, in
     assert [p for p in tmp_path.iterdir() if p.name.startswith(".app.tar")] == []
 
     assert cli("bundle", vulnerable_project, "-o", out, *common, "--audit", "--osv-db", OSV,
-               "--ignore-vuln", "GHSA-aaaa-bbbb-c002") == 0
+               "--ignore-vuln", "GHSA-aaaa-bbbb-c002", "--json") == 0
+    built = json.loads(capsys.readouterr().out)
+    assert built["osv_newest_modified"] == "2026-01-02T03:04:05Z"  # a stale dump shows
     with tarfile.open(out) as tar:
         manifest = json.loads(tar.extractfile("app/manifest.json").read())
     assert manifest["accepted_vulns"] == [
@@ -209,3 +211,72 @@ def test_audit_as_its_own_process(tmp_path: Path, osv_zip: Path) -> None:
                        "PYSEC-0000-TEST2", "--ignore-vuln", "GHSA-aaaa-bbbb-c003")
     assert accepted.returncode == 0, accepted.stderr
     assert json.loads(accepted.stdout)["findings"] == []
+
+
+# ---- a database that cannot find anything is refused, and its age is shown -------------
+
+def _one_line(done, code: int, *says: str) -> None:
+    assert done.returncode == code, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    for text in says:
+        assert text in lines[0], (text, lines[0])
+
+
+def _zip(path: Path, members: dict[str, str]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in members.items():
+            zf.writestr(name, text)
+    return path
+
+
+def _npm_record() -> str:
+    doc = json.loads((OSV / "PYSEC-0000-TEST2.json").read_text())
+    for entry in doc["affected"]:
+        entry["package"]["ecosystem"] = "npm"
+    return json.dumps(doc)
+
+
+@pytest.mark.parametrize("make", [
+    lambda d: d,  # an empty folder
+    lambda d: _zip(d / "all.zip", {}),
+    lambda d: _zip(d / "all.zip", {"README.txt": "nothing here"}),
+    lambda d: _zip(d / "npm.zip", {"GHSA-npm.json": _npm_record()}),
+], ids=["empty folder", "empty zip", "zip without records", "another ecosystem"])
+def test_a_database_without_pypi_advisories_is_refused(make, tmp_path: Path,
+                                                       clean_environ) -> None:
+    """It would report every version clean: `0 open`, exit 0, for any lock at all."""
+    folder = tmp_path / "osv"
+    folder.mkdir()
+    db = make(folder)
+    done = run_cli("audit", _lock(tmp_path), "--osv-db", db, "--json")
+    _one_line(done, 2, f"--osv-db {db}", "would pass every version")
+    assert done.stdout == ""
+
+
+def test_bundle_audit_with_an_empty_database_is_refused_before_any_work(
+        tmp_path: Path, clean_environ) -> None:
+    empty = tmp_path / "osv"
+    empty.mkdir()
+    out = tmp_path / "app.tar"
+    done = run_cli("bundle", _lock(tmp_path), "-o", out, "--audit", "--osv-db", empty,
+                   "--index-url", "http://127.0.0.1:9/simple/", "-t",
+                   "cp311-manylinux_2_28_x86_64", "--cache-dir", tmp_path / "cache")
+    _one_line(done, 2, "no OSV records")
+    assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+def test_audit_shows_the_newest_modified_date(tmp_path: Path, clean_environ) -> None:
+    db = tmp_path / "osv"
+    db.mkdir()
+    for record in OSV.glob("*.json"):
+        (db / record.name).write_text(record.read_text())
+    newer = json.loads((db / "PYSEC-0000-TEST5.json").read_text())
+    newer["modified"] = "2026-06-30T12:00:00Z"
+    (db / "PYSEC-0000-TEST5.json").write_text(json.dumps(newer))
+    clean = tmp_path / "requirements.txt"
+    clean.write_text("delta==3.0 --hash=sha256:" + "c" * 64 + "\n")
+    done = run_cli("audit", clean, "--osv-db", db, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["newest_modified"] == "2026-06-30T12:00:00Z"
+    assert "newest modified 2026-06-30T12:00:00Z" in done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import subprocess
@@ -101,3 +102,21 @@ def test_install_py_refuses_a_file_slipped_into_the_folder(extracted: Path,
     (extracted / "wheels" / "extra.whl").write_bytes(b"not from the build box")
     done = run_install_py(extracted, "--venv", tmp_path / "venv")
     assert done.returncode == 3 and "extra.whl: not listed in SHA256SUMS" in done.stderr
+
+
+@needs_py38
+def test_install_py_shows_what_the_bundle_says_escaped(extracted: Path, tmp_path: Path) -> None:
+    """install.py's messages quote the manifest: a terminal escape in it arrives escaped."""
+    manifest = extracted / "manifest.json"
+    doc = json.loads(manifest.read_text())
+    doc["targets"].append({**doc["targets"][0], "name": "evil\x1b]0;owned\x07"})
+    manifest.write_text(json.dumps(doc))
+    sums = extracted / "SHA256SUMS"
+    kept = [line for line in sums.read_text().splitlines()
+            if not line.endswith("  manifest.json")]
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    sums.write_text("\n".join([*kept, f"{digest}  manifest.json"]) + "\n")
+    done = run_install_py(extracted, "--venv", tmp_path / "venv")
+    assert done.returncode == 3, done.stderr
+    assert "\x1b" not in done.stderr and "\x07" not in done.stderr
+    assert "evil\\x1b]0;owned\\x07" in done.stderr

@@ -23,6 +23,7 @@ from wheelhouse_bundler.model import Source
 DATA = Path(__file__).parent / "data" / "locks" / "pdm"
 PLACEHOLDER = "http://127.0.0.1:PORT/"
 NO_INDEX = "http://127.0.0.1:9/simple/"  # export needs no index: every file is named
+NOWHERE = "http://127.0.0.1:9/"  # stands for the server where a test needs no files
 LINUX = "cp311-manylinux_2_28_x86_64"
 WIN = "cp312-win_amd64"
 WIN311 = "cp311-win_amd64"
@@ -40,7 +41,7 @@ def cli(*args: object) -> int:
     return main([str(a) for a in args])
 
 
-def copy_project(root: Path, address: str = PLACEHOLDER) -> Path:
+def copy_project(root: Path, address: str = NOWHERE) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for name in ("pyproject.toml", "pdm.lock", "pdm-static.lock"):
         (root / name).write_text((DATA / name).read_text().replace(PLACEHOLDER, address))
@@ -111,7 +112,7 @@ def test_reads_groups_targets_and_static_urls(project) -> None:
     assert all(p.source == default and f.url is None for p in lock.packages for f in p.files)
     static = locks.load(project / "pdm-static.lock", fmt="pdm", default=default)
     alpha = next(p for p in static.packages if p.name == "alpha")
-    assert alpha.files[0].url == f"{PLACEHOLDER}packages/alpha-1.0-py3-none-any.whl"
+    assert alpha.files[0].url == f"{NOWHERE}packages/alpha-1.0-py3-none-any.whl"
     assert alpha.files[0].filename == "alpha-1.0-py3-none-any.whl"
 
 

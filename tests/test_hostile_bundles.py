@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import venvs
+from clirun import run_cli
 from indexserver import IndexServer
 from locktext import Pin, hashed_requirements
 from wheelfactory import build_wheel
@@ -465,3 +466,89 @@ def test_bundle_refuses_names_that_verify_would_refuse(tmp_path: Path) -> None:
         bundle_mod.write(out, [bundle_mod.Member("targets/Bastion/requirements.txt", b"a"),
                                bundle_mod.Member("targets/bastion/requirements.txt", b"b")])
     assert list(tmp_path.iterdir()) == []
+
+
+# --- the sidecar must vouch for this bundle; what files say reaches no terminal raw ------
+
+ESCAPE = "\x1b]0;owned\x07\x1b[2J"
+
+
+def copied(good: dict, folder: Path, sidecar: str | None = None) -> Path:
+    out = folder / "app.tar"
+    shutil.copy(good["tar"], out)
+    if sidecar is not None:
+        out.with_name("app.tar.sha256").write_text(sidecar)
+    return out
+
+
+def digest_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def one_integrity_line(done, *fragments: str) -> str:
+    assert done.returncode == 3, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def test_sidecar_naming_another_file_is_refused(good: dict, tmp_path: Path) -> None:
+    out = copied(good, tmp_path)
+    out.with_name("app.tar.sha256").write_text(f"{digest_of(out)}  other.tar\n")
+    one_integrity_line(run_cli("verify", out), "'other.tar'", "'app.tar'")
+
+
+def test_sidecar_naming_nothing_is_refused(good: dict, tmp_path: Path) -> None:
+    out = copied(good, tmp_path)
+    out.with_name("app.tar.sha256").write_text(f"{digest_of(out)}\n")
+    one_integrity_line(run_cli("verify", out), "names 'no file'", "'app.tar'")
+
+
+def test_sidecar_in_binary_mode_naming_the_bundle_passes(good: dict, tmp_path: Path) -> None:
+    """`sha256sum -b` writes `<digest> *app.tar`: the same bundle, named."""
+    out = copied(good, tmp_path)
+    out.with_name("app.tar.sha256").write_text(f"{digest_of(out)} *app.tar\n")
+    done = run_cli("verify", out, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["sidecar"] == "ok"
+
+
+def test_sidecar_path_that_is_a_folder_is_refused(good: dict, tmp_path: Path) -> None:
+    out = copied(good, tmp_path)
+    out.with_name("app.tar.sha256").mkdir()
+    one_integrity_line(run_cli("verify", out), "app.tar.sha256", "not a file")
+
+
+def test_escapes_in_a_sidecar_reach_the_terminal_escaped(good: dict, tmp_path: Path) -> None:
+    out = copied(good, tmp_path, sidecar=f"{ESCAPE}  app.tar\n")
+    line = one_integrity_line(run_cli("verify", out), "does not match app.tar.sha256")
+    assert "\x1b" not in line and "\x07" not in line
+    assert "\\x1b]0;owned\\x07" in line
+
+
+def test_escapes_in_a_manifest_reach_the_terminal_escaped(good: dict, tmp_path: Path) -> None:
+    """A consistent forgery (no signature asked for) passes verify; what inspect and diff
+    show of its names must not drive the operator's terminal."""
+    forged = rebuilt(good, tmp_path, edit_manifest(lambda m: m["files"][0].update(
+        name=f"alpha{ESCAPE}", version=f"1.0{ESCAPE}")))
+    for args in (("inspect", forged), ("diff", good["tar"], forged)):
+        done = run_cli(*args)
+        assert done.returncode == 0, done.stderr
+        assert "\x1b" not in done.stdout + done.stderr and "\x07" not in done.stdout
+        assert "alpha\\x1b]0;owned\\x07" in done.stdout
+
+
+def test_escapes_in_a_lock_reach_the_terminal_escaped(tmp_path: Path) -> None:
+    """A package name is refused (not a project name), and shown escaped."""
+    lock = tmp_path / "Pipfile.lock"
+    lock.write_text(json.dumps({
+        "_meta": {"pipfile-spec": 6, "sources": []}, "develop": {},
+        "default": {f"al{ESCAPE}pha": {"hashes": ["sha256:" + "a" * 64],
+                                        "version": "==1.0"}}}))
+    done = run_cli("export", lock, "-t", "cp311-manylinux_2_28_x86_64",
+                   "--index-url", "http://127.0.0.1:9/simple/")
+    assert done.returncode == 2, done.stderr
+    assert "\x1b" not in done.stderr and "not a valid project name" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

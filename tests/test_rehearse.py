@@ -75,3 +75,38 @@ def test_a_failed_drill_exits_non_zero_and_says_where(bundle: Path, tmp_path: Pa
     assert text.startswith("# Restore rehearsal: FAIL")
     assert "| verify |" in text and "FAILED" in text and "Error (exit 3)" in text
     assert done.stdout == text
+    lines = done.stderr.strip().splitlines()  # the failure where errors go, once
+    assert len(lines) == 1 and lines[0].startswith(
+        f"wheelhouse-bundler: integrity error: rehearsal of {bad} failed: "), done.stderr
+    assert lines[0].split(" failed: ", 1)[1] in text
+
+
+def test_a_failed_drill_with_json_also_says_it_on_stderr(tmp_path: Path,
+                                                         clean_environ) -> None:
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"not a tar at all" * 100)
+    done = run_cli("rehearse", bad, "--json")
+    assert done.returncode == 3, done.stderr
+    assert json.loads(done.stdout)["error_kind"] == "integrity error"
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"rehearsal of {bad} failed" in lines[0]
+
+
+@pytest.mark.parametrize("where", ["under a file", "a folder"])
+def test_an_unwritable_report_is_refused_before_the_drill(where, tmp_path: Path,
+                                                          clean_environ) -> None:
+    """Found out after a long drill, it would lose the report: refused first, exit 2."""
+    bundle = tmp_path / "app.tar"
+    bundle.write_bytes(b"never read: the report is checked first")
+    blocker = tmp_path / "blocker"
+    if where == "under a file":
+        blocker.write_text("a file, not a folder")
+        report = blocker / "sub" / "drill.md"
+    else:
+        blocker.mkdir()
+        report = blocker
+    done = run_cli("rehearse", bundle, "--report", report)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""  # no drill ran, so no report either
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"--report {report}" in lines[0], done.stderr

@@ -17,6 +17,7 @@ import json
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,9 @@ class Database:
     by_name: dict[str, list[Advisory]] = field(default_factory=dict)
     records: int = 0
     withdrawn: int = 0
+    pypi: int = 0  # records with a PyPI `affected` entry, withdrawn ones too
+    newest: str | None = None  # the latest `modified` of any record: how fresh the dump is
+    newest_at: datetime | None = None
 
 
 def _records(path: Path) -> Iterator[tuple[str, bytes]]:
@@ -104,9 +108,23 @@ def _pypi_entries(doc: dict[str, Any]) -> tuple[dict[str, Any], ...]:
     return tuple(out)
 
 
+def _modified(doc: dict[str, Any]) -> datetime | None:
+    """A record's `modified` (RFC 3339), or None when absent or unreadable."""
+    try:
+        at = datetime.fromisoformat(str(doc["modified"]))
+    except (KeyError, ValueError):
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 def load(path: Path) -> Database:
     """Read the dump once into an index by package name; malformed records are errors
-    (a half-read advisory database would pass vulnerable versions silently)."""
+    (a half-read advisory database would pass vulnerable versions silently).
+
+    So is a dump with no PyPI advisory at all (an empty folder, a zip of something
+    else, another ecosystem's dump): matching against it finds nothing and would report
+    every version clean. The newest `modified` is kept so a stale dump shows its age.
+    """
     db = Database()
     for where, raw in _records(path):
         try:
@@ -116,17 +134,32 @@ def load(path: Path) -> Database:
         except (ValueError, UnicodeDecodeError) as exc:
             raise UsageError(f"{where}: not an OSV record ({exc})") from exc
         db.records += 1
+        at = _modified(doc)
+        if at is not None and (db.newest_at is None or at > db.newest_at):
+            db.newest_at, db.newest = at, str(doc["modified"])
+        entries = _pypi_entries(doc)
+        db.pypi += bool(entries)
         if doc.get("withdrawn"):
             db.withdrawn += 1
             continue
-        entries = _pypi_entries(doc)
         if not entries:
             continue
         advisory = Advisory(doc["id"], tuple(str(a) for a in doc.get("aliases") or ()),
                             str(doc.get("summary") or ""), entries)
         for name in {canonicalize_name(e["package"]["name"]) for e in entries}:
             db.by_name.setdefault(name, []).append(advisory)
+    if not db.pypi:
+        held = f"{db.records} record(s), none about a PyPI package" if db.records \
+            else "no OSV records (*.json)"
+        raise UsageError(f"--osv-db {path}: {held}; an empty or wrong advisory database "
+                         "would pass every version (give the PyPI dump: all.zip)")
     return db
+
+
+def describe(db: Database) -> str:
+    """One line on the dump itself, for stderr: how big and how fresh it is."""
+    return (f"advisory database: {db.records} records ({db.pypi} for PyPI), newest "
+            f"modified {db.newest or 'unknown (no `modified` dates)'}")
 
 
 def _version(text: object) -> Version | None:
@@ -211,6 +244,7 @@ class Report:
     open: tuple[Finding, ...]
     accepted: tuple[Finding, ...]
     unused_ignores: tuple[str, ...]
+    newest_modified: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -226,7 +260,7 @@ def audit(db: Database, pins: Iterable[tuple[str, str]], ignore: Iterable[str] =
     accepted = tuple(f for f in findings if f.names() & ignore)
     used = {n for f in accepted for n in f.names()}
     return Report(len(pins), db.records, tuple(f for f in findings if not f.names() & ignore),
-                  accepted, tuple(sorted(ignore - used)))
+                  accepted, tuple(sorted(ignore - used)), db.newest)
 
 
 def pins_of_manifest(manifest: Manifest) -> list[tuple[str, str]]:
@@ -265,6 +299,7 @@ def finding_json(f: Finding) -> dict[str, Any]:
 
 def to_json(report: Report) -> dict[str, Any]:
     return {"ok": report.ok, "packages": report.packages, "records": report.records,
+            "newest_modified": report.newest_modified,
             "findings": [finding_json(f) for f in report.open],
             "accepted": [finding_json(f) for f in report.accepted],
             "unused_ignores": list(report.unused_ignores)}

@@ -44,6 +44,19 @@ _RELEASE_NAME = re.compile(r"-(\d{8}T\d{6}Z)(?:-(\d+))?$")
 _SAME_INTERPRETER = ("python_version", "sys_platform", "implementation_name")
 
 
+def printable(text: str) -> str:
+    """`text` with each character a terminal would act on escaped the way repr() does.
+
+    The one escaping for whatever reaches a terminal from a file (a lock, a manifest, a
+    sidecar, an advisory database, a member name): an escape sequence hidden in a
+    package name must not recolour, retitle or rewrite the operator's terminal. Here for
+    install.py's own messages; the tool reaches it through errors.printable.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class Failure(Exception):
     """An expected failure: one line for the operator and the exit code to leave with."""
 
@@ -694,7 +707,7 @@ def main(argv: list | None = None) -> int:
 
     def log(message: str) -> None:
         if not args.json:
-            sys.stderr.write(message + "\n")
+            sys.stderr.write(printable(message) + "\n")
 
     try:
         if args.rollback:
@@ -708,11 +721,11 @@ def main(argv: list | None = None) -> int:
             text = "installed {} packages for {} into {}".format(
                 result["packages"], result["target"], result["venv"])
     except Failure as exc:
-        sys.stderr.write(f"install.py: error: {exc}\n")
+        sys.stderr.write(f"install.py: error: {printable(str(exc))}\n")
         return exc.code
     except OSError as exc:
-        sys.stderr.write("install.py: error: {}: {}\n".format(exc.filename or "a file",
-                                                             exc.strerror or exc))
+        sys.stderr.write(printable("install.py: error: {}: {}".format(
+            exc.filename or "a file", exc.strerror or exc)) + "\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write(f"install.py: interrupted; {args.venv} is unchanged\n")
@@ -720,7 +733,7 @@ def main(argv: list | None = None) -> int:
     if args.json:
         sys.stdout.write(json.dumps(result, indent=2, sort_keys=True) + "\n")
     else:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(printable(text) + "\n")
     return 0
 
 

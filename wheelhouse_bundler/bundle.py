@@ -13,7 +13,7 @@ import os
 import tarfile
 import tempfile
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +68,58 @@ def source_date_epoch() -> int:
         return 0
 
 
+def sidecar_path(bundle: Path) -> Path:
+    """`<bundle>.sha256`: the tarball's digest beside it, as `sha256sum -c` reads it."""
+    return bundle.with_name(bundle.name + ".sha256")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """One file under two names: the same path, a symlink to it, or a hard link."""
+    try:
+        return os.path.samefile(a, b)  # st_dev and st_ino, after following links
+    except OSError:  # one of them does not exist (yet): then they are not one file
+        return False
+
+
+def refuse_overwriting(outputs: Iterable[Path], inputs: Iterable[tuple[str, Path | None]]
+                       ) -> None:
+    """Refuse (exit 2) before anything is written when an output is one of the inputs.
+
+    `export poetry.lock -o poetry.lock` replaced the lock with requirements text; through
+    a symlink or a hard link the names differ and the file is still the same one.
+    `inputs` are (role, path) pairs, the role named in the message; None is skipped.
+    """
+    given = [(role, path) for role, path in inputs if path is not None]
+    for out in outputs:
+        for role, path in given:
+            if _same_file(out, path):
+                shown = "" if str(out) == str(path) else f" ({path})"
+                raise UsageError(f"{out}: that is the {role}{shown}, which writing there "
+                                 "would destroy; choose another output")
+
+
+def check_writable(out: Path, option: str) -> None:
+    """Refuse (exit 2) an output that `atomic_output` could not write, before the work.
+
+    A report written after a ten-minute drill must not be what fails: this makes and
+    removes a temporary file in the nearest folder that exists on the way to `out`.
+    """
+    if out.is_dir():
+        raise UsageError(f"{option} {out}: is a folder; give a file name")
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"{option} {out}: {folder} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=folder)
+    except OSError as exc:
+        raise UsageError(f"{option} {out}: cannot write in {folder}: "
+                         f"{exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 @contextmanager
 def atomic_output(out: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
     """A file that appears at `out` only if the block completes.
@@ -105,7 +157,7 @@ def write(out: Path, members: list[Member]) -> str:
     a folder, the disk full), no bundle appears at `out` either.
     """
     _check_portable_names(out, members)
-    sidecar = out.with_name(out.name + ".sha256")
+    sidecar = sidecar_path(out)
     sidecar_written = False
     try:
         with atomic_output(out) as raw:

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
-from .errors import BundlerError, UsageError
+from .errors import BundlerError, UsageError, printable, printable_lines
 
 app = typer.Typer(
     name="wheelhouse-bundler",
@@ -150,7 +150,12 @@ class _Out:
     @classmethod
     def info(cls, message: str) -> None:
         if not cls.quiet:
-            typer.echo(message, err=True)
+            typer.echo(printable_lines(message), err=True)
+
+
+def _echo(line: str) -> None:
+    """A human report line on stdout, escaped: its names come from files (printable)."""
+    typer.echo(printable(line))
 
 
 def _emit_json(doc: Any) -> None:
@@ -229,13 +234,14 @@ def export(
     quiet: QuietOpt = False,
 ) -> None:
     """Write pinned, hashed requirements for each target (markers evaluated)."""
-    from .bundle import atomic_output
+    from .bundle import atomic_output, refuse_overwriting
     from .pipeline import export as run_export
+    from .pipeline import inputs_of
 
     _Out.quiet = quiet
-    texts = run_export(_options(lock, fmt, target, with_, without, only, extras, all_extras,
-                                index_url, target_file=target_file,
-                                allow_unhashed=allow_unhashed))
+    opts = _options(lock, fmt, target, with_, without, only, extras, all_extras, index_url,
+                    target_file=target_file, allow_unhashed=allow_unhashed)
+    texts = run_export(opts)
     if output is None:
         if len(texts) > 1:
             raise UsageError("several targets: give -o FOLDER to write one file per target")
@@ -245,7 +251,10 @@ def export(
         raise UsageError(f"{output}: {len(texts)} targets need a folder for -o (one "
                          "<target>.txt each): give an existing folder or a name without a "
                          "suffix")
-    if len(texts) == 1 and not output.is_dir():
+    one = len(texts) == 1 and not output.is_dir()
+    refuse_overwriting([output] if one else [output / f"{n}.txt" for n in texts],
+                       inputs_of(opts))
+    if one:
         with atomic_output(output) as fh:
             fh.write(next(iter(texts.values())).encode())
         _Out.info(f"wrote {output}")
@@ -361,11 +370,16 @@ def bundle(
                     "network_seconds": round(built.network_seconds, 3), "own": built.own,
                     "accepted_vulns": sorted({v.id for v in built.audit.accepted})
                     if built.audit else [],
+                    "osv_newest_modified": built.audit.newest_modified if built.audit
+                    else None,
                     "signature": str(signature.path) if signature else None})
         return
     _Out.info(_fetch_line(f))
     if built.own:
         _Out.info(f"added {built.own} own wheel(s) of the project")
+    if built.audit:
+        _Out.info(f"audited against {built.audit.records} advisory records, newest modified "
+                  f"{built.audit.newest_modified or 'unknown'}")
     for finding in built.audit.accepted if built.audit else ():
         _Out.info(f"accepted {finding.id}: {finding.package} {finding.version}")
     _Out.info(f"wrote {built.output} for {', '.join(p.target.name for p in built.plans)}: "
@@ -434,9 +448,9 @@ def verify(bundle: BundleArg, allowed_signers: AllowedSignersOpt = None,
         return
     if v.sidecar == "missing":
         _Out.info(f"warning: no {bundle.name}.sha256 beside the bundle; checked its contents only")
-    typer.echo(f"OK {bundle}: {len(v.manifest.files)} wheels, {v.size / 1e6:.1f} MB, targets "
-               f"{', '.join(t.name for t in v.manifest.targets)}; "
-               + (v.signature.describe() if v.signature else "unsigned"))
+    _echo(f"OK {bundle}: {len(v.manifest.files)} wheels, {v.size / 1e6:.1f} MB, targets "
+          f"{', '.join(t.name for t in v.manifest.targets)}; "
+          + (v.signature.describe() if v.signature else "unsigned"))
 
 
 @app.command(epilog="Example: wheelhouse-bundler inspect app.tar --json")
@@ -469,20 +483,20 @@ def inspect(bundle: BundleArg, json_out: JsonOpt = False,
                                 "aliases": list(a.aliases)} for a in m.accepted_vulns],
             "signature": v.signature.to_json() if v.signature else None})
         return
-    typer.echo(f"{bundle}  sha256 {v.sha256}")
-    typer.echo(f"signer   {v.signature.describe() if v.signature else 'unsigned'}")
-    typer.echo(f"lock     {m.lock_name} ({m.lock_format}) sha256 {m.lock_sha256}")
-    typer.echo(f"groups   {', '.join(m.groups) or '-'}   extras {', '.join(m.extras) or '-'}")
-    typer.echo(f"targets  {', '.join(t.name for t in m.targets)}")
+    _echo(f"{bundle}  sha256 {v.sha256}")
+    _echo(f"signer   {v.signature.describe() if v.signature else 'unsigned'}")
+    _echo(f"lock     {m.lock_name} ({m.lock_format}) sha256 {m.lock_sha256}")
+    _echo(f"groups   {', '.join(m.groups) or '-'}   extras {', '.join(m.extras) or '-'}")
+    _echo(f"targets  {', '.join(t.name for t in m.targets)}")
     width = max((len(f.name) for f in m.files), default=4)
     for f in m.files:
         flag = ("  (yanked)" if f.yanked else "") + ("  (own)" if f.own else "") + (
             "  (hash from index)" if f.hash_from_index else "")
-        typer.echo(f"  {f.name:<{width}}  {f.version:<12} {f.size / 1e3:>9.1f} kB  "
-                   f"{f.filename}{flag}")
+        _echo(f"  {f.name:<{width}}  {f.version:<12} {f.size / 1e3:>9.1f} kB  "
+              f"{f.filename}{flag}")
     for a in m.accepted_vulns:
-        typer.echo(f"accepted {a.id} for {a.package} {a.version}")
-    typer.echo(f"{len(m.files)} wheels, {v.size / 1e6:.1f} MB")
+        _echo(f"accepted {a.id} for {a.package} {a.version}")
+    _echo(f"{len(m.files)} wheels, {v.size / 1e6:.1f} MB")
 
 
 @app.command("diff", epilog="Examples:\n\n"
@@ -519,10 +533,10 @@ def diff_cmd(
                  for name, path, v in (("old", old, a), ("new", new, b))}
         _emit_json({**sides, **diff_mod.to_json(diffs)})
         return
-    typer.echo(f"--- {old}  sha256 {a.sha256}")
-    typer.echo(f"+++ {new}  sha256 {b.sha256}")
+    _echo(f"--- {old}  sha256 {a.sha256}")
+    _echo(f"+++ {new}  sha256 {b.sha256}")
     for line in diff_mod.to_lines(diffs, old.name, new.name):
-        typer.echo(line)
+        _echo(line)
 
 
 @app.command(epilog="Examples:\n\n"
@@ -544,6 +558,7 @@ def audit(
     from . import audit as audit_mod
 
     db = audit_mod.load(osv_db)
+    _Out.info(audit_mod.describe(db))
     ignores = list(ignore_vuln or ())
     if source.is_file() and source.name.endswith((".tar", ".tar.gz", ".tgz")):
         from .verify import verify as run_verify
@@ -558,7 +573,7 @@ def audit(
         _emit_json({"source": str(source), **audit_mod.to_json(report)})
     else:
         for line in audit_mod.to_lines(report):
-            typer.echo(line)
+            _echo(line)
     audit_mod.refuse_if_open(report)
 
 
@@ -607,9 +622,9 @@ def install(
                     "pruned": [str(p) for p in done.pruned]})
         return
     for line in done.warnings:
-        typer.echo(line, err=True)
-    typer.echo(f"installed {done.packages} packages for {done.target} into {done.venv} "
-               f"in {done.seconds:.1f}s")
+        typer.echo(printable(line), err=True)
+    _echo(f"installed {done.packages} packages for {done.target} into {done.venv} "
+          f"in {done.seconds:.1f}s")
 
 
 @app.command(epilog="Examples:\n\n"
@@ -629,7 +644,7 @@ def rollback(
     if json_out:
         _emit_json({"venv": str(venv), "from": str(old), "to": str(new)})
         return
-    typer.echo(f"{venv} -> {new} (was {old.name})")
+    _echo(f"{venv} -> {new} (was {old.name})")
 
 
 @app.command(epilog="Examples:\n\n"
@@ -653,7 +668,7 @@ def rehearse(
 
     Exits with the failure's code (3 integrity, 5 install, ...) when anything failed.
     """
-    from .bundle import atomic_output
+    from .bundle import atomic_output, check_writable, refuse_overwriting, sidecar_path
     from .rehearse import reexec_in_namespace, to_json, to_markdown
     from .rehearse import rehearse as run_rehearse
 
@@ -664,6 +679,11 @@ def rehearse(
     args += ["--report", str(report_file)] if report_file else []
     args += ["--json"] if json_out else []
     trust = _trust(allowed_signers, identity, require_signature)
+    if report_file is not None:
+        check_writable(report_file, "--report")
+        refuse_overwriting([report_file], [
+            ("bundle", bundle), ("bundle's sidecar", sidecar_path(bundle)),
+            ("--allowed-signers file", allowed_signers)])
     args += ["--allowed-signers", str(allowed_signers)] if allowed_signers else []
     args += ["--identity", identity] if identity else []
     args += ["--require-signature"] if require_signature else []
@@ -672,12 +692,14 @@ def rehearse(
         raise typer.Exit(code)
     report = run_rehearse(bundle, smoke_command=smoke, smoke_imports=not no_smoke,
                           python=python, installer=installer, trust=trust)
-    markdown = to_markdown(report)
+    markdown = printable_lines(to_markdown(report))
     if report_file is not None:
         with atomic_output(report_file) as fh:
             fh.write(markdown.encode())
     typer.echo(to_json(report) if json_out else markdown, nl=False)
-    if not report.ok:
+    if not report.ok:  # the report is on stdout; the failure also goes where errors go
+        typer.echo(f"wheelhouse-bundler: {report.error_kind or 'error'}: " + printable_lines(
+            f"rehearsal of {bundle} failed: {report.error or 'unknown error'}"), err=True)
         raise typer.Exit(report.exit_code or 1)
 
 
@@ -829,7 +851,7 @@ def main(argv: list[str] | None = None) -> int:
             typer.echo("wheelhouse-bundler: interrupted", err=True)
         return result if isinstance(result, int) else 0
     except BundlerError as exc:
-        typer.echo(f"wheelhouse-bundler: {exc.kind}: {exc}", err=True)
+        typer.echo(f"wheelhouse-bundler: {exc.kind}: {printable_lines(str(exc))}", err=True)
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
@@ -841,7 +863,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as exc:  # a full disk, a read-only folder: the machine, not a bug
         where = exc.filename or "a file"
-        typer.echo(f"wheelhouse-bundler: error: {where}: {exc.strerror or exc}", err=True)
+        typer.echo(printable(f"wheelhouse-bundler: error: {where}: {exc.strerror or exc}"),
+                   err=True)
         return 2
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("wheelhouse-bundler: interrupted", err=True)

@@ -18,6 +18,23 @@ def excerpt(text: object, limit: int = 80, *, quote: bool = True) -> str:
     return shown if quote else shown[1:-1]
 
 
+def printable(text: str) -> str:
+    """`text` escaped for a terminal by bootstrap.printable (the target side's one
+    escaping, shipped as install.py). Errors pass through it in cli.main, report lines on
+    their way out; bootstrap is imported only when there is something to escape."""
+    if text.isprintable():
+        return text
+    from .bootstrap import printable as escape
+
+    return escape(text)
+
+
+def printable_lines(text: str) -> str:
+    """`printable` line by line: the line breaks we put in (a selection table, a
+    Markdown report) stay; everything else a terminal would act on is escaped."""
+    return "\n".join(map(printable, text.split("\n")))
+
+
 class BundlerError(Exception):
     """Base of every failure we expect and explain; anything else is a bug (exit 1)."""
 

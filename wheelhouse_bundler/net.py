@@ -123,7 +123,14 @@ def stream(client: LazyClient | httpx.Client, url: str, source: Source | None,
         response: httpx.Response | None = None
         try:
             http = client.get() if isinstance(client, LazyClient) else client
-            request = http.build_request("GET", url, headers=headers)
+            try:
+                request = http.build_request("GET", url, headers=headers)
+            except (httpx.InvalidURL, ValueError):
+                # User input is checked before (sources.check_url); this is a URL that
+                # an index page or a redirect gave, not worth a retry or a traceback.
+                raise NetworkError(f"{redact(url)!r}: not a valid URL (from "
+                                   f"{f'source {source.name!r}' if source else 'the lock'})"
+                                   ) from None
             response = http.send(request, stream=True, auth=_auth(source, url))
         except httpx.TransportError as exc:
             if _certificate_refused(exc):  # a certificate does not change on a retry

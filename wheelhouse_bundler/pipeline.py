@@ -294,6 +294,18 @@ def build(opts: Options, output: Path, progress: Progress | None = None) -> Buil
                  got.summary, got.network_seconds, len(own), report)
 
 
+def inputs_of(opts: Options) -> list[tuple[str, Path | None]]:
+    """Every file a run reads, by role: no output of the run may be one of them."""
+    lock = locks.find_lock(opts.lock) if opts.lock.exists() else None
+    found: list[tuple[str, Path | None]] = [
+        ("lock", lock), ("project's pyproject.toml", lock.with_name("pyproject.toml")
+                         if lock is not None else None),
+        ("OSV database", opts.osv_db), ("signing key", opts.sign_key),
+        ("--dist folder", opts.dist), ("CA bundle", Path(opts.cert) if opts.cert else None),
+        ("client certificate", Path(opts.client_cert) if opts.client_cert else None)]
+    return found + [("target file", f) for f in opts.target_files]
+
+
 def build_signed(opts: Options, output: Path, progress: Progress | None = None
                  ) -> tuple[Built, Signature | None]:
     """`build`, then `<output>.sig` when `opts.sign_key` is set.
@@ -302,6 +314,8 @@ def build_signed(opts: Options, output: Path, progress: Progress | None = None
     before any download; should signing still fail, the new bundle and its sidecar are
     removed. Without a key, an older tarball's .sig is removed: it cannot match this one.
     """
+    bundle.refuse_overwriting((output, bundle.sidecar_path(output), sig_path(output)),
+                              inputs_of(opts))
     if opts.sign_key is not None:
         preflight(opts.sign_key)
     built = build(opts, output, progress)
@@ -326,6 +340,7 @@ def download(opts: Options, dest: Path, progress: Progress | None = None) -> Fet
     are removed again: `dest` holds what it held before, and never a part of a lock's
     wheels presented as done.
     """
+    bundle.refuse_overwriting([dest], inputs_of(opts))
     if dest.exists() and not dest.is_dir():
         raise UsageError(f"{dest}: not a folder (--dest is the folder for the wheels)")
     made: list[Path] = []  # folders this run created, deepest last

@@ -57,6 +57,7 @@ class Report:
     steps: list[Step] = field(default_factory=list)
     total_seconds: float = 0.0
     error: str | None = None
+    error_kind: str | None = None  # the failure's kind ("integrity error", ...)
     exit_code: int = 0
     signature: str | None = None  # who signed it, as checked (or "unsigned")
 
@@ -119,9 +120,10 @@ def rehearse(bundle: Path, *, smoke_command: str | None = None, smoke_imports: b
         report.warnings = list(done.warnings)
     except BundlerError as exc:
         report.error, report.exit_code = str(exc), exc.exit_code
+        report.error_kind = exc.kind
     except OSError as exc:
         report.error = f"{exc.filename or 'a file'}: {exc.strerror or exc}"
-        report.exit_code = 2
+        report.exit_code, report.error_kind = 2, "error"
     finally:
         report.total_seconds = time.monotonic() - started
         if keep_scratch is None:

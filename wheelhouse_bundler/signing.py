@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .bundle import atomic_output
+from .bundle import atomic_output, sidecar_path
 from .errors import IntegrityError, UsageError
 
 NAMESPACE = "wheelhouse-bundler"
@@ -151,7 +151,7 @@ def sign_bundle(bundle: Path, key: Path) -> Signature:
         with atomic_output(sig) as fh:
             fh.write(data)
     except BaseException:
-        for path in (bundle, bundle.with_name(bundle.name + ".sha256"), sig):
+        for path in (bundle, sidecar_path(bundle), sig):
             if not path.is_dir():  # a folder in the way is the error itself: leave it
                 path.unlink(missing_ok=True)
         raise

@@ -22,12 +22,22 @@ DEFAULT_SOURCE_NAME = "default"
 
 
 def redact(url: str) -> str:
-    """Hide the password (and user) in a URL before it is shown anywhere."""
-    parts = urlsplit(url)
+    """Hide the password (and user) in a URL before it is shown anywhere.
+
+    Also for a URL too broken to parse (`http://u:p@[::1/`): a secret in a typo is
+    still a secret, so the user info is cut by its shape alone.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _USERINFO.sub(r"\1***@", url)
     if "@" not in parts.netloc:
         return url
     host = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
 
 
 def strip_credentials(url: str) -> str:
@@ -48,13 +58,90 @@ def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
     return urlunsplit(parts._replace(netloc=host)), (unquote(user), unquote(password))
 
 
+def check_url(url: str, where: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    """`url` (stripped) if a request can be made to it, else a UsageError naming `where`.
+
+    The one check for every URL the user gives: the option, PIP_INDEX_URL, pip's
+    configuration, a source in any lock format, a requirements file's --index-url line.
+    Without it a typo reaches httpx (a traceback for `http://host:PORT/`) or is retried
+    four times and reported as a network fault (`not a url`). `where` says where the
+    URL came from (`--index-url`, `poetry.lock: source 'corp'`, `reqs.txt:3`).
+    """
+    text = url.strip()
+
+    def bad(why: str) -> UsageError:
+        shown = redact(text) if len(text) <= 200 else redact(text)[:200] + "..."
+        return UsageError(f"{where}: {shown!r} is not a valid URL: {why}")
+
+    if any(not c.isprintable() or c.isspace() for c in text):
+        raise bad("it holds spaces or control characters")
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # ValueError for `:PORT` or a port over 65535
+    except ValueError as exc:
+        raise bad(_url_reason(exc)) from None
+    if parts.scheme.lower() not in schemes:
+        raise bad(f"it must start with {' or '.join(s + '://' for s in schemes)}")
+    host = parts.hostname or ""
+    if parts.scheme.lower() != "file" and not host:
+        raise bad("it names no host")
+    if host and not (_HOST.fullmatch(host) or _is_ip_literal(parts.netloc)):
+        raise bad(f"{host!r} is not a host name")
+    if port == 0:
+        raise bad("port 0 is not a port")
+    return text
+
+
+_HOST = re.compile(r"[\w%-]+(\.[\w%-]+)*\.?")  # IDN hosts too (\w is Unicode)
+
+
+def _is_ip_literal(netloc: str) -> bool:
+    """`[v6]` hosts: urlsplit accepted the brackets; the address inside must be one."""
+    import ipaddress
+
+    inside = netloc.rsplit("@", 1)[-1]
+    if not inside.startswith("["):
+        return False
+    try:
+        ipaddress.IPv6Address(inside[1:inside.index("]")].split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _url_reason(exc: ValueError) -> str:
+    text = str(exc)
+    if "Port" in text or "port" in text:
+        return "the port is not a number from 1 to 65535"
+    if "IPv6" in text:
+        return "an unclosed or malformed [IPv6] address"
+    return text
+
+
+def check_file_url(url: str, where: str) -> str:
+    """A lock's URL for one file (a wheel): `check_url`, with local `file:` URLs too."""
+    return check_url(url, where, schemes=("http", "https", "file"))
+
+
 def normalise_index_url(url: str) -> str:
     """Simple API base URLs are joined with project names, so they must end in a slash."""
     return url if url.endswith("/") else url + "/"
 
 
+def checked_index_url(url: str, where: str) -> str:
+    """A Simple API base URL from anywhere (option, env, lock, requirements line):
+    checked by `check_url` and given its trailing slash, the same way for all of them."""
+    return normalise_index_url(check_url(url, where))
+
+
+def index_source(name: str, url: str, where: str) -> Source:
+    """A lock's named index as a Source, its URL checked and normalised (see index_url)."""
+    return Source(name, checked_index_url(url, where))
+
+
 def check_not_in_argv(url: str, option: str) -> None:
-    if "@" in urlsplit(url).netloc:
+    """A URL given on the command line: valid (check_url), and without a password."""
+    if "@" in urlsplit(check_url(url, option)).netloc:
         raise UsageError(
             f"{option} {redact(url)}: credentials do not belong on the command line; "
             "use netrc or WHEELHOUSE_BUNDLER_HTTP_BASIC_<SOURCE>_USERNAME/_PASSWORD"
@@ -63,9 +150,15 @@ def check_not_in_argv(url: str, option: str) -> None:
 
 def pip_configured_index() -> str | None:
     """pip's index-url as pip itself resolves it (env, config files), or None if unset."""
+    found = _pip_configured_index()
+    return found[0] if found else None
+
+
+def _pip_configured_index() -> tuple[str, str] | None:
+    """pip's index-url and where it was set (for an error about a bad one)."""
     env = os.environ.get("PIP_INDEX_URL")
     if env:
-        return env.split()[0]
+        return env.split()[0], "PIP_INDEX_URL"
     try:
         from pip._internal.configuration import Configuration  # type: ignore[import-not-found]
 
@@ -81,7 +174,7 @@ def pip_configured_index() -> str | None:
         except Exception:
             continue
         if value:
-            return str(value).split()[0]
+            return str(value).split()[0], f"pip's configuration ({key.strip(':')})"
     return None
 
 
@@ -99,8 +192,12 @@ def pip_default_index() -> str:
 
 def default_source(index_url: str | None = None) -> Source:
     """The source for packages the lock does not pin to a named index."""
-    url = index_url or pip_configured_index() or pip_default_index()
-    return Source(DEFAULT_SOURCE_NAME, normalise_index_url(url))
+    if index_url:
+        return index_source(DEFAULT_SOURCE_NAME, index_url, "--index-url")
+    configured = _pip_configured_index()
+    if configured:
+        return index_source(DEFAULT_SOURCE_NAME, *configured)
+    return Source(DEFAULT_SOURCE_NAME, normalise_index_url(pip_default_index()))
 
 
 def _env_key(name: str) -> str:

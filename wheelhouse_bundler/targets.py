@@ -59,6 +59,23 @@ _ELF_ARM, _ELF_I386 = 40, 3
 _EF_ARM_ABIMASK, _EF_ARM_ABI_VER5, _EF_ARM_ABI_FLOAT_HARD = 0xFF000000, 0x05000000, 0x400
 _ENV_KEYS = frozenset(probe.marker_environment())
 
+# What a spec may name. Each expansion loops from the level named down to the oldest, so
+# an absurd level (glibc 2.9999999) cost gigabytes before anything was checked; the
+# bounds are far beyond any release, and a typo in an architecture is refused, not
+# turned into a target no wheel will ever match.
+ARCHS = {
+    "manylinux": ("x86_64", "i686", "aarch64", "armv7l", "ppc64", "ppc64le", "s390x",
+                  "riscv64", "loongarch64"),
+    "musllinux": ("x86_64", "i686", "aarch64", "armv7l", "ppc64le", "s390x", "riscv64",
+                  "loongarch64"),
+    "macosx": ("x86_64", "arm64", "universal2"),
+}
+MAX_PYTHON_MINOR = 40
+MAX_GLIBC_MINOR = 99  # glibc is 2.x; 2.41 in 2025
+MAX_MUSL_MINOR = 99  # musl is 1.x; 1.2 in 2025
+MAX_MACOS_MAJOR = 60  # 10.x until 2020, then one major a year (26 in 2025)
+MAX_MACOS_MINOR = 99
+
 
 # ---- spec strings
 
@@ -75,7 +92,7 @@ def parse(spec: str) -> Target:
     match = _SPEC.match(spec)
     if not match:
         raise UsageError(f"unknown target {spec!r} (examples: {EXAMPLES})")
-    minor = int(match["minor"])
+    minor = _bounded(spec, "Python 3 minor version", match["minor"], 0, MAX_PYTHON_MINOR)
     platform = match["platform"]
     platforms = list(_expand_platform(platform, spec))
     version = (3, minor)
@@ -90,29 +107,69 @@ def parse(spec: str) -> Target:
     return Target(name=spec, tags=_unique(tag_list), environment=_environment(version, platform))
 
 
+def _bounded(where: str, what: str, text: str | int, low: int, high: int) -> int:
+    """`text` as an int within [low, high], else a UsageError naming `where` and `what`.
+
+    Checked before the number drives any loop: the tag expansions count down from it.
+    """
+    digits = str(text)
+    value = text if isinstance(text, int) else (
+        int(digits) if digits.isdigit() and len(digits) <= 9 else None)
+    if value is None or not low <= value <= high:
+        raise UsageError(f"target {_short(where)!r}: {what} {_short(digits)} is out of range "
+                         f"({low} to {high})")
+    return value
+
+
+def _short(text: str) -> str:
+    """A spec as shown in an error: a pasted megabyte is not echoed back whole."""
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_arch(spec: str, family: str, arch: str) -> str:
+    if arch not in ARCHS[family]:
+        raise UsageError(f"target {_short(spec)!r}: unknown {family} architecture {arch!r} "
+                         f"(known: {', '.join(ARCHS[family])})")
+    return arch
+
+
 def _expand_platform(platform: str, spec: str) -> Iterator[str]:
     if platform in _LEGACY_MANYLINUX:
         raise UsageError(f"target {spec!r}: write the glibc level, e.g. manylinux_2_17_x86_64")
     if m := _MANYLINUX.match(platform):
-        arch = m["arch"]
+        arch = _check_arch(spec, "manylinux", m["arch"])
         floor = 5 if arch in ("x86_64", "i686") else 17
-        for glibc_minor in range(int(m["minor"]), floor - 1, -1):
+        _bounded(spec, "glibc major version", m["major"], 2, 2)
+        top = _bounded(spec, "glibc minor version", m["minor"], floor, MAX_GLIBC_MINOR)
+        for glibc_minor in range(top, floor - 1, -1):
             yield f"manylinux_2_{glibc_minor}_{arch}"
             if (2, glibc_minor) in _LEGACY_ALIAS:
                 yield f"{_LEGACY_ALIAS[(2, glibc_minor)]}_{arch}"
         return
     if m := _MUSLLINUX.match(platform):
-        for musl_minor in range(int(m["minor"]), -1, -1):
-            yield f"musllinux_{m['major']}_{musl_minor}_{m['arch']}"
+        arch = _check_arch(spec, "musllinux", m["arch"])
+        _bounded(spec, "musl major version", m["major"], 1, 1)
+        top = _bounded(spec, "musl minor version", m["minor"], 0, MAX_MUSL_MINOR)
+        for musl_minor in range(top, -1, -1):
+            yield f"musllinux_1_{musl_minor}_{arch}"
         return
     if m := _MACOS.match(platform):
-        yield from tags.mac_platforms((int(m["major"]), int(m["minor"])), m["arch"])
+        arch = _check_arch(spec, "macosx", m["arch"])
+        yield from tags.mac_platforms(_macos_version(spec, m["major"], m["minor"]), arch)
         return
     if platform in _WINDOWS:
         yield platform
         return
     raise UsageError(f"unknown target {spec!r}: unknown platform {platform!r} "
                      f"(examples: {EXAMPLES})")
+
+
+def _macos_version(where: str, major: str | int, minor: str | int) -> tuple[int, int]:
+    """macOS 10.0-10.16, then 11 onwards (where the minor is a mid-year update)."""
+    first = _bounded(where, "macOS major version", major, 10, MAX_MACOS_MAJOR)
+    second = _bounded(where, "macOS minor version", minor, 0,
+                      16 if first == 10 else MAX_MACOS_MINOR)
+    return first, second
 
 
 def _environment(version: tuple[int, int], platform: str) -> dict[str, str]:
@@ -192,6 +249,9 @@ def _probe_tags(facts: Mapping[str, Any]) -> tuple[tuple[Tag, ...], str]:
     """The probed interpreter's pip's tags, and the name's interpreter part."""
     impl = str(facts["implementation"]["name"])
     version = tuple(int(x) for x in facts["python_version"][:2])
+    if len(version) != 2 or version[0] != 3 or not 0 <= version[1] <= MAX_PYTHON_MINOR:
+        raise _BadFacts(f"python_version {version} is out of range (3.0 to "
+                        f"3.{MAX_PYTHON_MINOR})")
     short = _SHORT_NAMES.get(impl, impl)
     rules = _pip_packaging(facts)
     platforms = _probe_platforms(facts, rules)
@@ -265,7 +325,8 @@ def _probe_platforms(facts: Mapping[str, Any], rules: Version) -> list[str]:
     system = facts["system"]
     if system == "Darwin":
         release = [int(x) for x in str(facts["macos"]["release"]).split(".")[:2]]
-        version = (release[0], release[1] if len(release) > 1 else 0)
+        version = _facts_bounded(_macos_version, release[0],
+                                 release[1] if len(release) > 1 else 0)
         arch = str(facts["macos"]["machine"])
         if facts["pointer_bits"] == 32:
             arch = "ppc" if arch.startswith("ppc") else "i386"
@@ -300,6 +361,8 @@ def _manylinux_platforms(facts: Mapping[str, Any], archs: list[str]) -> Iterator
     glibc = _two_ints(facts["libc"].get("glibc"))
     if glibc is None:
         return
+    _facts_bounded(_bounded, "glibc major version", glibc[0], 2, 2)
+    _facts_bounded(_bounded, "glibc minor version", glibc[1], 0, MAX_GLIBC_MINOR)
     oldest_minor = 4 if set(archs) & {"x86_64", "i686"} else 16  # exclusive bound on 2.x
     ceilings = [glibc] + [(major, 50) for major in range(glibc[0] - 1, 1, -1)]
     for arch in archs:
@@ -344,9 +407,19 @@ def _musllinux_platforms(facts: Mapping[str, Any], archs: list[str]) -> Iterator
     musl = _two_ints(facts["libc"].get("musl"))
     if musl is None:
         return
+    _facts_bounded(_bounded, "musl major version", musl[0], 1, 1)
+    _facts_bounded(_bounded, "musl minor version", musl[1], 0, MAX_MUSL_MINOR)
     for arch in archs:
         for minor in range(musl[1], -1, -1):
             yield f"musllinux_{musl[0]}_{minor}_{arch}"
+
+
+def _facts_bounded(check: Any, *args: Any) -> Any:
+    """A spec's bound applied to a probe's fact: the same limits, said as bad facts."""
+    try:
+        return check("probe facts", *args)
+    except UsageError as exc:
+        raise _BadFacts(str(exc).split(": ", 1)[1]) from None
 
 
 def _two_ints(text: object) -> tuple[int, int] | None:

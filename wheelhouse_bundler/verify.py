@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from . import signing
+from .bundle import sidecar_path
 from .errors import IntegrityError, UsageError
 from .manifest import (
     MANIFEST,
@@ -257,14 +258,7 @@ def verify(path: Path, extract_to: Path | None = None) -> Verified:
         finally:
             reader.close()
     digest = reader.digest.hexdigest()
-    sidecar = path.with_name(path.name + ".sha256")
-    status = "missing"
-    if sidecar.is_file():
-        want = sidecar.read_text(errors="replace").split()[:1]
-        if want != [digest]:
-            raise IntegrityError(f"{path}: sha256 {digest} does not match {sidecar.name} "
-                                 f"({want[0] if want else 'empty'})")
-        status = "ok"
+    status = _check_sidecar(path, digest)
     manifest, top, members, size = result
     root = extract_to / top if extract_to else None
     return Verified(manifest, top, digest, status, members, size, root)
@@ -378,6 +372,35 @@ def _save(extract_to: Path | None, top: str, rel: str, data: bytes) -> None:
     if extract_to is not None:
         with _open_output(extract_to / top, rel) as out:
             out.write(data)
+
+
+MAX_SIDECAR = 4096  # one line: a digest, two spaces, a file name
+
+
+def _check_sidecar(path: Path, digest: str) -> str:
+    """`ok` when `<bundle>.sha256` holds this digest for this bundle's name; `missing`
+    when there is none. Anything else there is refused (exit 3): a sidecar that names
+    another file vouches for nothing here, and a folder in its place is not an absent
+    sidecar but something in the way of one."""
+    sidecar = sidecar_path(path)
+    if not sidecar.exists() and not sidecar.is_symlink():
+        return "missing"
+    if not sidecar.is_file():
+        raise IntegrityError(f"{sidecar}: not a file; the sidecar must be the bundle's "
+                             "`sha256sum` line")
+    with open(sidecar, "rb") as fh:
+        text = fh.read(MAX_SIDECAR).decode("utf-8", "replace")
+    fields = text.strip().split(None, 1)
+    want = fields[0] if fields else "empty"
+    if want != digest:
+        raise IntegrityError(f"{path}: sha256 {digest} does not match {sidecar.name} "
+                             f"({want[:64]})")
+    named = fields[1].splitlines()[0].strip() if len(fields) > 1 else ""
+    named = named.removeprefix("*").removeprefix("./")  # sha256sum's binary mark
+    if named != path.name:
+        raise IntegrityError(f"{sidecar}: names {named[:100] or 'no file'!r}, not this "
+                             f"bundle {path.name!r}")
+    return "ok"
 
 
 def verify_signed(path: Path, extract_to: Path | None = None,

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import re
 import string
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import LockError, UsageError
 from ..model import Lock, Source
 
 # Folder search order: the most explicit standard first, requirements last.
@@ -75,8 +76,26 @@ def load(path: Path, *, fmt: str | None = None, default: Source, allow_unhashed:
             raise
         raise UsageError(f"{lock_path}: the {fmt} format is not supported yet") from exc
     if allow_unhashed:
-        return reader.parse(lock_path, default=default, allow_unhashed=True)
-    return reader.parse(lock_path, default=default)
+        lock = reader.parse(lock_path, default=default, allow_unhashed=True)
+    else:
+        lock = reader.parse(lock_path, default=default)
+    _check_names(lock)
+    return lock
+
+
+_CANONICAL = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", re.ASCII)
+
+
+def _check_names(lock: Lock) -> None:
+    """Every package name a valid project name (PEP 508), for every format at once.
+
+    Readers canonicalise names, which keeps anything: a name holding a terminal escape
+    or a space reached index URLs (an httpx traceback) and the operator's terminal.
+    """
+    for package in lock.packages:
+        if not _CANONICAL.fullmatch(package.name):
+            raise LockError(lock.path, f"package name {package.name!r} is not a valid "
+                            "project name (letters, digits, '.', '_', '-')")
 
 
 def read_bytes(path: Path) -> tuple[bytes, str]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from ..bundle import refuse_overwriting
 from ..errors import NetworkError, UsageError, name_user_path
 from ..net import describe, make_client
 from ..sources import check_not_in_argv, credentials_for, default_source, redact, split_credentials
@@ -107,6 +108,7 @@ def compile_lock(source: Path, output: Path | None = None, *, index_url: str | N
     if not source.is_file():
         raise UsageError(f"{source}: no such file")
     output = output or default_output(source)
+    refuse_overwriting([output], [("input", source)])
     index, shown = _index_with_credentials(index_url)
     output.parent.mkdir(parents=True, exist_ok=True)
     try:

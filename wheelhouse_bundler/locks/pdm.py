@@ -45,6 +45,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
 from ..model import Condition, Lock, LockedFile, LockedPackage, Source, Support
+from ..sources import check_file_url
 from . import read_bytes, sha256_hex
 from .tomlfile import read_toml
 
@@ -143,7 +144,8 @@ def _files(path: Path, where: str, entry: dict[str, Any], allow_unhashed: bool
     for item in items:
         if not isinstance(item, dict):
             raise LockError(path, f"{where}: a file entry that is not a table")
-        url = str(item["url"]) if item.get("url") else None
+        url = check_file_url(str(item["url"]), f"{path}: {where}: file url") \
+            if item.get("url") else None
         name = str(item.get("file") or "") or (
             unquote(urlsplit(url).path.rsplit("/", 1)[-1]) if url else "")
         digest = sha256_hex(item.get("hash", ""))
@@ -235,7 +237,7 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
         when = _conditions(path, where, entry, extras)
         files = _files(path, where, entry, allow_unhashed)
         if entry.get("url"):  # a direct wheel URL: the file is fetched from there
-            direct = str(entry["url"])
+            direct = check_file_url(str(entry["url"]), f"{path}: {where}: url")
             files = tuple(f if f.url or not direct.endswith("/" + str(f.filename))
                           else LockedFile(f.sha256, f.filename, direct) for f in files)
         locked.update(c.group for c in when if c.group)

@@ -31,6 +31,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
 from ..model import Condition, Lock, LockedFile, LockedPackage, Source, Unusable
+from ..sources import index_source
 from . import read_bytes, sha256_hex
 
 SUPPORTED = (6,)
@@ -86,7 +87,7 @@ def _sources(path: Path, meta: dict[str, Any]) -> dict[str, Source]:
             raise LockError(path, f"_meta.sources #{i + 1}: needs a name and a url")
         name = str(item["name"])
         url = _expand(path, name, str(item["url"]))
-        sources[name] = Source(name, url if url.endswith("/") else url + "/")
+        sources[name] = index_source(name, url, f"{path}: _meta.sources {name!r}")
     return sources
 
 

@@ -34,6 +34,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
 from ..model import ALWAYS, Condition, Edge, Graph, Lock, LockedFile, LockedPackage, Source
+from ..sources import check_file_url, index_source
 from . import read_bytes, sha256_hex
 from .tomlfile import read_toml
 
@@ -110,13 +111,15 @@ def _source(path: Path, name: str, entry: dict[str, Any], default: Source,
         url = declared.get(ref) or str(src.get("url") or "")
         if not url:
             raise LockError(path, f"package {name}: source {ref!r} has no URL")
-        return Source(ref, url if url.endswith("/") else url + "/"), None
+        where = (f"{path.with_name('pyproject.toml')}: [[tool.poetry.source]] {ref!r}"
+                 if ref in declared else f"{path}: package {name}: source {ref!r}")
+        return index_source(ref, url, where), None
     if kind in ("url", "file"):
         where = str(src.get("url") or "")
         if not where.endswith(".whl"):
             raise _NotAWheel(f"{name} ({kind} {where}: not a wheel)")
         if kind == "url":
-            return default, where
+            return default, check_file_url(where, f"{path}: package {name}: source url")
         local = Path(where) if Path(where).is_absolute() else path.parent / where
         return default, local.resolve().as_uri()
     what = _NOT_WHEELS.get(str(kind), f"a {kind!r} source")

@@ -29,7 +29,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
 from ..model import Condition, Lock, LockedFile, LockedPackage, Source, Support
-from ..sources import strip_credentials
+from ..sources import check_file_url, checked_index_url, strip_credentials
 from . import read_bytes
 from .tomlfile import read_toml
 
@@ -130,10 +130,12 @@ def _refusal(package: Package) -> str | None:
             "it on an index and lock that")
 
 
-def _files(package: Package) -> tuple[LockedFile, ...]:
+def _files(path: Path, package: Package) -> tuple[LockedFile, ...]:
     return tuple(
         LockedFile(sha256=wheel.hashes["sha256"].lower(), filename=wheel.filename,
-                   url=wheel.url if wheel.path is None else None, size=wheel.size)
+                   url=check_file_url(wheel.url, f"{path}: package {package.name}: wheel url")
+                   if wheel.path is None and wheel.url is not None else None,
+                   size=wheel.size)
         for wheel in package.wheels or ())
 
 
@@ -148,11 +150,11 @@ def _version(where: _Where, index: int, package: Package) -> Version:
         raise where.fail(index, f"package {package.name}", "no version") from exc
 
 
-def _source(package: Package, default: Source) -> Source:
+def _source(path: Path, package: Package, default: Source) -> Source:
     """`index` is the Simple API the files came from: the only place to look them up."""
     if not package.index:
         return default
-    url = package.index if package.index.endswith("/") else package.index + "/"
+    url = checked_index_url(package.index, f"{path}: package {package.name}: index")
     # The URL names the source in messages: never with the user info it may hold.
     return Source(strip_credentials(url), url)
 
@@ -172,9 +174,9 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
             raise where.fail(i, f"package {package.name}{pinned}", why)
         version = _version(where, i, package)
         packages.append(LockedPackage(
-            name=package.name, version=version, files=_files(package),
+            name=package.name, version=version, files=_files(path, package),
             when=(Condition(group=None, marker=package.marker),),
-            requires_python=package.requires_python, source=_source(package, default)))
+            requires_python=package.requires_python, source=_source(path, package, default)))
     groups = {canonicalize_name(g) for g in pylock.dependency_groups or ()}
     defaults = {canonicalize_name(g) for g in pylock.default_groups or ()}
     support = None

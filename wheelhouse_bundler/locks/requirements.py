@@ -16,6 +16,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError, excerpt
 from ..model import ALWAYS, Condition, Lock, LockedFile, LockedPackage, Source
+from ..sources import index_source
 from . import read_bytes, sha256_hex
 
 _IGNORED_OPTIONS = ("--no-binary", "--only-binary", "--prefer-binary", "--trusted-host",
@@ -97,7 +98,8 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
             for opt in opts:
                 key, _, value = opt.partition("=")
                 if key in ("--index-url", "-i"):
-                    sources.insert(0, Source("requirements-index", value.strip()))
+                    sources.insert(0, index_source("requirements-index", value,
+                                                  f"{path}:{number}: --index-url"))
                 elif key == "--extra-index-url":
                     raise LockError(path, "--extra-index-url is ambiguous in a lock: give one "
                                     "--index-url (files are found by hash)", number)

@@ -30,7 +30,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
 from ..model import Edge, Graph, Lock, LockedFile, LockedPackage, Source
-from ..sources import strip_credentials
+from ..sources import check_file_url, checked_index_url, strip_credentials
 from . import read_bytes, sha256_hex
 from .tomlfile import read_toml as _toml
 
@@ -95,6 +95,8 @@ def _files(path: Path, where: str, entry: dict[str, Any], allow_unhashed: bool
     files = []
     for wheel in entry.get("wheels", []):
         url = str(wheel.get("url") or wheel.get("path") or "")
+        if "url" in wheel:
+            url = check_file_url(url, f"{path}: {where}: wheel url")
         filename = url.rsplit("/", 1)[-1] or None
         digest = sha256_hex(wheel.get("hash", ""))
         if digest is None:
@@ -127,7 +129,7 @@ def _source(path: Path, where: str, entry: dict[str, Any], default: Source
         if not url.startswith(("http://", "https://")):
             raise LockError(path, f"{where}: comes from the local index {url!r}; bundle "
                             "from an HTTP index (pass it to `uv lock --index-url`)")
-        url = url if url.endswith("/") else url + "/"
+        url = checked_index_url(url, f"{path}: {where}: source registry")
         # The URL names the source in messages: never with the user info it may hold.
         return Source(strip_credentials(url), url)
     if kind == "url":
