@@ -152,7 +152,7 @@ def test_poetry_unknown_lock_version_says_what_is_read(tmp_path: Path) -> None:
         locks.load(path, default=DEFAULT)
 
 
-def test_poetry_git_package_is_refused_with_advice(tmp_path: Path) -> None:
+def test_poetry_git_package_is_recorded_unusable_with_advice(tmp_path: Path) -> None:
     text = POETRY_LOCK.replace('''[package.source]
     type = "legacy"
     url = "http://127.0.0.1:9/private/simple"
@@ -161,8 +161,15 @@ def test_poetry_git_package_is_refused_with_advice(tmp_path: Path) -> None:
     url = "http://127.0.0.1:9/repo.git"
     reference = "main"
     resolved_reference = "abc"''')
-    with pytest.raises(LockError, match=r"private \(a git checkout\).*publish it to an index"):
-        locks.load(write(tmp_path, "poetry.lock", text), default=DEFAULT)
+    lock = locks.load(write(tmp_path, "poetry.lock", text), default=DEFAULT)
+    assert "private" not in {p.name for p in lock.packages}
+    [private] = lock.unusable
+    assert (private.name, private.version) == ("private", "5.0")
+    assert {c.group for c in private.when} == {"main", "dev"}  # its conditions kept
+    assert private.reason == (
+        "comes from a git checkout (http://127.0.0.1:9/repo.git), not a wheel on an index; "
+        "build it into a wheel, publish it on an index and lock that (or bundle your own "
+        "project's wheel with --dist)")
 
 
 REQS = f"""\

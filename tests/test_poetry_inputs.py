@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import AUTH
 from locktext import Pin, poetry_lock
+from refusals import export_ok, export_refused
 from wheelfactory import sha256_of
 
 from wheelhouse_bundler.cli import main
@@ -240,17 +241,43 @@ def test_unknown_lock_version_says_which_are_read(tmp_path, clean_environ, capsy
         assert f"lock-version {version} is not read" in err and "reads 2.0, 2.1" in err
 
 
-def test_package_without_hash_is_refused(tmp_path, clean_environ, capsys) -> None:
-    err = fails(tmp_path, GOOD.replace(f', hash = "sha256:{B}"', ""), capsys)
-    assert "devtool" in err and "no sha256 hash" in err
+def test_package_without_hash_is_refused_where_needed(tmp_path, clean_environ,
+                                                    capsys) -> None:
+    """devtool (group dev) lost its hash: the main group goes ahead without it, and
+    only a selection with dev is refused, naming the file."""
+    path = _lock(tmp_path, GOOD.replace(f', hash = "sha256:{B}"', ""))
+    out = export_ok(path, LINUX, capsys)
+    assert "alpha==1.0" in out and "devtool" not in out
+    err = export_refused(path, LINUX, capsys, "--with", "dev")
+    assert (f"devtool 3.0 on {LINUX}: file 'devtool-3.0-py3-none-any.whl' has no sha256 "
+            "hash (hashes are the lock; run `poetry lock` again, or pass "
+            "--allow-unhashed)") in err
 
 
 def test_git_and_directory_packages_are_refused_together(tmp_path, clean_environ,
                                                          capsys) -> None:
-    err = fails(tmp_path, GOOD.replace("[metadata]", GIT + "\n[metadata]"), capsys)
-    assert "2 package(s) are not wheels" in err
-    assert "fromgit (a git checkout)" in err and "fromdir (a local folder)" in err
-    assert "Build each into a wheel" in err and "publish it to an index" in err
+    path = _lock(tmp_path, GOOD.replace("[metadata]", GIT + "\n[metadata]"))
+    err = export_refused(path, LINUX, capsys)
+    assert "2 package(s) cannot be installed from poetry.lock" in err
+    assert (f"fromgit 0.1 on {LINUX}: comes from a git checkout "
+            "(https://example.com/fromgit.git), not a wheel on an index; build it into a "
+            "wheel, publish it on an index and lock that (or bundle your own project's "
+            "wheel with --dist)") in err
+    assert (f"fromdir 0.2 on {LINUX}: comes from a local folder (../fromdir), not a wheel "
+            "on an index") in err
+
+
+def test_git_package_of_an_unselected_group_is_not_refused(tmp_path, clean_environ,
+                                                           capsys) -> None:
+    """A git checkout only the dev group needs: the main group bundles without it."""
+    fromgit = GIT.split("[[package]]\nname = \"fromdir\"")[0]
+    path = _lock(tmp_path, GOOD.replace(
+        "[metadata]", fromgit.replace('groups = ["main"]', 'groups = ["dev"]') + "[metadata]"))
+    out = export_ok(path, LINUX, capsys)
+    assert "alpha==1.0" in out and "fromgit" not in out
+    err = export_refused(path, LINUX, capsys, "--with", "dev")
+    assert f"fromgit 0.1 on {LINUX}: comes from a git checkout" in err
+    assert "1 package(s)" in err
 
 
 def test_sdist_url_package_is_refused(tmp_path, clean_environ, capsys) -> None:
@@ -270,5 +297,7 @@ files = [
 type = "url"
 url = "https://example.com/fromurl-1.0.tar.gz"
 '''
-    err = fails(tmp_path, GOOD.replace("[metadata]", sdist + "\n[metadata]"), capsys)
-    assert "fromurl (url https://example.com/fromurl-1.0.tar.gz: not a wheel)" in err
+    path = _lock(tmp_path, GOOD.replace("[metadata]", sdist + "\n[metadata]"))
+    err = export_refused(path, LINUX, capsys)
+    assert (f"fromurl 1.0 on {LINUX}: comes from a direct URL that is not a wheel "
+            "(https://example.com/fromurl-1.0.tar.gz), not a wheel on an index") in err
