@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from lockfixtures import assert_installs_as_bundled, serve_fixture_wheels
+from refusals import export_ok, export_refused
 from reqpins import pins
 
 from wheelhouse_bundler import locks, targets
@@ -252,14 +253,18 @@ def test_lock_without_inherit_metadata_is_refused(tmp_path, clean_environ, capsy
 
 
 def test_file_without_hash_is_refused(tmp_path, clean_environ, capsys) -> None:
-    err = fails(tmp_path, GOOD.replace(f', hash = "sha256:{HASH}"', ""), capsys)
-    assert "alpha==1.0" in err and "no sha256 hash" in err
+    err = export_refused(write(tmp_path, GOOD.replace(f', hash = "sha256:{HASH}"', "")),
+                         LINUX, capsys)
+    assert (f"alpha 1.0 on {LINUX}: file 'alpha-1.0-py3-none-any.whl' has no sha256 hash "
+            "(hashes are the lock; re-run `pdm lock`, or pass --allow-unhashed)") in err
 
 
 @pytest.mark.parametrize("keys, what", [
-    ('git = "https://example.com/alpha.git"\nrevision = "0123abcd"', "git checkout"),
-    ('path = "./vendor/alpha"', "local path"),
-    ('url = "https://example.com/alpha-1.0.tar.gz"', "not a wheel"),
+    ('git = "https://example.com/alpha.git"\nrevision = "0123abcd"',
+     "a git checkout (https://example.com/alpha.git)"),
+    ('path = "./vendor/alpha"', "a local path (./vendor/alpha)"),
+    ('url = "https://example.com/alpha-1.0.tar.gz"',
+     "a direct URL that is not a wheel (https://example.com/alpha-1.0.tar.gz)"),
 ])
 def test_packages_that_are_not_index_wheels_are_refused(tmp_path, clean_environ, capsys,
                                                         keys, what) -> None:
@@ -270,8 +275,43 @@ def test_packages_that_are_not_index_wheels_are_refused(tmp_path, clean_environ,
     else:
         text = text.replace(f'    {{file = "alpha-1.0-py3-none-any.whl", hash = "sha256:'
                             f'{HASH}"}},\n', "")
-    err = fails(tmp_path, text, capsys)
-    assert "alpha==1.0" in err and what in err
+    err = export_refused(write(tmp_path, text), LINUX, capsys)
+    assert (f"alpha 1.0 on {LINUX}: comes from {what}, not a wheel on an index; build it "
+            "into a wheel, publish it on an index and lock that (or bundle your own "
+            "project's wheel with --dist)") in err
+
+
+WINCOLOR = '''
+[[package]]
+name = "wincolor"
+version = "0.4.6"
+git = "https://example.com/wincolor.git"
+revision = "0123abcd"
+summary = ""
+groups = ["default"]
+marker = "sys_platform == 'win32'"
+'''
+
+
+def test_git_package_is_refused_only_where_its_marker_and_group_hold(
+        tmp_path, clean_environ, capsys) -> None:
+    """wincolor (win32 only) and orphan (docs only) come from git checkouts: Linux with
+    the default groups goes ahead without either; Windows is refused naming wincolor,
+    and selecting docs names orphan."""
+    text = GOOD.replace('name = "orphan"\nversion = "1.0"\n',
+                        'name = "orphan"\nversion = "1.0"\n'
+                        'git = "https://example.com/orphan.git"\n') + WINCOLOR
+    path = write(tmp_path, text)
+    out = export_ok(path, LINUX, capsys)
+    assert "alpha==1.0" in out and "wincolor" not in out and "orphan" not in out
+    err = export_refused(path, WIN, capsys)
+    assert "1 package(s)" in err
+    assert (f"wincolor 0.4.6 on {WIN}: comes from a git checkout "
+            "(https://example.com/wincolor.git), not a wheel on an index") in err
+    err = export_refused(path, LINUX, capsys, "--with", "docs")
+    assert "1 package(s)" in err
+    assert (f"orphan 1.0 on {LINUX}: comes from a git checkout "
+            "(https://example.com/orphan.git), not a wheel on an index") in err
 
 
 def test_direct_wheel_url_is_fetched_from_there(tmp_path, clean_environ) -> None:
