@@ -11,11 +11,12 @@ from wheelhouse_bundler.cli import main
 NOWHERE = "http://127.0.0.1:9/simple/"  # export needs no index; a request would fail
 
 
-def export_refused(path: Path, target: str, capsys, *args: object) -> str:
+def export_refused(path: Path, target: str, capsys, *args: object, index: str = NOWHERE
+                   ) -> str:
     """Export of `path` for `target` ends in exit 2 with the table naming the lock, no
     traceback and nothing written; returns stderr for the test to check the line."""
     out = path.parent / "refused" / "out.txt"
-    argv = ["export", path, "-t", target, "--index-url", NOWHERE, "-o", out, *args]
+    argv = ["export", path, "-t", target, "--index-url", index, "-o", out, *args]
     assert main([str(a) for a in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert (f"cannot be installed from {path.name} on the targets that need them"
@@ -24,8 +25,8 @@ def export_refused(path: Path, target: str, capsys, *args: object) -> str:
     return err
 
 
-def export_ok(path: Path, target: str, capsys, *args: object) -> str:
+def export_ok(path: Path, target: str, capsys, *args: object, index: str = NOWHERE) -> str:
     """Export of `path` for `target` succeeds; returns the requirements it printed."""
-    argv = ["export", path, "-t", target, "--index-url", NOWHERE, *args]
+    argv = ["export", path, "-t", target, "--index-url", index, *args]
     assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
     return capsys.readouterr().out
