@@ -192,3 +192,16 @@ def test_hashed_requirements_helper_locks_are_audited_too(tmp_path: Path, wheel_
     lock.write_text(hashed_requirements([Pin("eta", "2.1", [wheel_factory("eta", "2.1")])]))
     assert cli("audit", lock, "--osv-db", OSV) == 3
     assert "PYSEC-0000-TEST8" in capsys.readouterr().out
+
+
+def test_packages_the_lock_cannot_bundle_are_audited_too(tmp_path: Path, capsys) -> None:
+    """beta==2.0 has no --hash, so no target could bundle it as locked; the lock still
+    installs it somewhere (with --allow-unhashed, or by another tool), so the audit
+    must not pass over it."""
+    lock = tmp_path / "requirements.txt"
+    lock.write_text('beta==2.0 ; sys_platform == "win32"\nwild>=1.0\n')
+    assert cli("audit", lock, "--osv-db", OSV, "--json") == 3
+    report = json.loads(capsys.readouterr().out)
+    assert [(f["package"], f["version"], f["id"]) for f in report["findings"]] == [
+        ("beta", "2.0", "PYSEC-0000-TEST2")]
+    assert report["packages"] == 1  # `wild>=1.0` pins no version to audit
