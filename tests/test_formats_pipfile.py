@@ -132,7 +132,7 @@ def test_bundle_and_offline_install_with_real_pip(project, index_server, auth_in
     assert_installs_as_bundled(out, files, [index_server, auth_index_server], tmp_path)
 
 
-# ---- bad input, each an exit 2 with one line naming the file ---------------------------
+# ---- malformed: exit 2, one line naming the file; unbundleable: select's table -----------
 
 HASH = "a" * 64
 

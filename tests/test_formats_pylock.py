@@ -275,7 +275,7 @@ def test_named_lock_and_newer_minor_version(tmp_path, clean_environ, capsys, cap
         f"{path}: lock-version 1.3 is newer than 1.0; reading it as 1.0"]
 
 
-# ---- bad input: exit 2, one line naming the file (and the line where known) -------------
+# ---- malformed: exit 2, one line naming the file; unbundleable: select's table -----------
 
 def _bad(tmp_path: Path, text: str, capsys) -> str:
     path = tmp_path / "bad" / "pylock.toml"

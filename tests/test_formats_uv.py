@@ -127,7 +127,7 @@ def _inspect(bundle: Path, capsys) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-# ---- bad input, each an exit 2 with one line naming the file ---------------------------
+# ---- malformed: exit 2, one line naming the file; unbundleable: select's table -----------
 
 HASH = "a" * 64
 GOOD = f'''version = 1
