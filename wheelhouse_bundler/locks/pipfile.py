@@ -120,9 +120,9 @@ def _version(e: _Entry) -> Version:
     text = str(e.entry.get("version", ""))
     pinned = text.removeprefix("===") if text.startswith("===") else text.removeprefix("==")
     if pinned == text or not pinned or "*" in pinned:
-        e.unusable(f"version {text!r} is not one pinned version (pipenv writes ==X; `*` means "
-               "pipenv could not lock it, as for a package whose markers exclude the "
-               "machine that ran `pipenv lock`)")
+        e.unusable(f"version {text!r} is not one pinned version (pipenv writes ==X; `*` "
+                   "means pipenv could not lock it, as for a package whose markers exclude "
+                   "the machine that ran `pipenv lock`)")
     try:
         return Version(pinned)
     except InvalidVersion:
@@ -135,8 +135,8 @@ def _files(e: _Entry, allow_unhashed: bool) -> tuple[LockedFile, ...]:
         e.fail("`hashes` must be a list")
     digests = [d for d in map(sha256_hex, hashes) if d is not None]
     if not digests and not allow_unhashed:
-        e.unusable("has no sha256 hashes (hashes are the lock; re-run `pipenv lock`, or pass "
-               "--allow-unhashed)")
+        e.unusable("has no sha256 hashes (hashes are the lock; re-run `pipenv lock`, or "
+                   "pass --allow-unhashed)")
     return tuple(LockedFile(sha256=d) for d in dict.fromkeys(digests))
 
 
