@@ -65,8 +65,11 @@ def test_unhashed_requirements_refused_then_bundled_with_the_index_hash(
     common = ["-t", LINUX, "--index-url", index_server.url, "--cache-dir", tmp_path / "c"]
 
     assert cli("bundle", lock, "-o", out, *common) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "alpha==1.0 has no --hash" in err[0] and "requirements.txt" in err[0]
+    err = capsys.readouterr().err
+    assert "cannot be installed from requirements.txt on the targets that need them" in err
+    assert (f"alpha ==1.0 on {LINUX}: has no --hash (hashes are the lock; compile it again "
+            "with --generate-hashes, or pass --allow-unhashed) (requirements.txt, "
+            "line 1)") in err
     assert not out.exists()
 
     assert cli("bundle", lock, "-o", out, *common, "--allow-unhashed", "-q") == 0
@@ -95,7 +98,9 @@ def test_unhashed_poetry_file_uses_the_index_hash_and_export_shows_it(
 
     assert cli("export", root, *common) == 2
     err = capsys.readouterr().err
-    assert "poetry.lock" in err and "has no sha256 hash" in err and "--allow-unhashed" in err
+    assert "cannot be installed from poetry.lock on the targets that need them" in err
+    assert (f"alpha 1.0 on {LINUX}: file {alpha.name!r} has no sha256 hash (hashes are the "
+            "lock; run `poetry lock` again, or pass --allow-unhashed)") in err
 
     assert cli("export", root, *common, "--allow-unhashed") == 0
     text = capsys.readouterr().out

@@ -280,3 +280,16 @@ def test_audit_shows_the_newest_modified_date(tmp_path: Path, clean_environ) -> 
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["newest_modified"] == "2026-06-30T12:00:00Z"
     assert "newest modified 2026-06-30T12:00:00Z" in done.stderr
+
+
+def test_packages_the_lock_cannot_bundle_are_audited_too(tmp_path: Path, capsys) -> None:
+    """beta==2.0 has no --hash, so no target could bundle it as locked; the lock still
+    installs it somewhere (with --allow-unhashed, or by another tool), so the audit
+    must not pass over it."""
+    lock = tmp_path / "requirements.txt"
+    lock.write_text('beta==2.0 ; sys_platform == "win32"\nwild>=1.0\n')
+    assert cli("audit", lock, "--osv-db", OSV, "--json") == 3
+    report = json.loads(capsys.readouterr().out)
+    assert [(f["package"], f["version"], f["id"]) for f in report["findings"]] == [
+        ("beta", "2.0", "PYSEC-0000-TEST2")]
+    assert report["packages"] == 1  # `wild>=1.0` pins no version to audit

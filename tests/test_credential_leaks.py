@@ -221,3 +221,15 @@ def test_password_in_pips_index_url_stays_out_of_lock_output(
         assert done.returncode == (2 if with_ghost else 4) and not output.exists(), done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert ("ghost" if with_ghost else "403") in done.stderr, done.stderr
+
+
+def test_a_reason_that_quotes_a_url_hides_its_password(tmp_path: Path) -> None:
+    """A lock's own text reaches messages too: a direct-URL requirement is refused (it
+    cannot be bundled), and the refusal quotes the URL, never its user info."""
+    lock = tmp_path / "requirements.txt"
+    lock.write_text("private @ https://bob:t0p-s3cret@files.example.com/private-1.0.tar.gz\n")
+    done = run_cli("export", lock, "-t", "cp311-manylinux_2_28_x86_64", "--index-url",
+                   "http://127.0.0.1:9/simple/", env=clean_env())
+    assert done.returncode == 2, done.stderr
+    assert "https://***@files.example.com/private-1.0.tar.gz" in done.stderr
+    assert "t0p-s3cret" not in done.stderr + done.stdout and "bob" not in done.stderr

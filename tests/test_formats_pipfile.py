@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import AUTH
 from lockfixtures import assert_installs_as_bundled, build_fixture_wheels
+from refusals import export_refused
 from reqpins import pins
 from wheelfactory import sha256_of
 
@@ -131,7 +132,7 @@ def test_bundle_and_offline_install_with_real_pip(project, index_server, auth_in
     assert_installs_as_bundled(out, files, [index_server, auth_index_server], tmp_path)
 
 
-# ---- bad input, each an exit 2 with one line naming the file ---------------------------
+# ---- malformed: exit 2, one line naming the file; unbundleable: select's table -----------
 
 HASH = "a" * 64
 
@@ -207,15 +208,8 @@ def test_unknown_pipfile_spec_says_which_are_read(tmp_path, clean_environ, capsy
 
 
 def refused_on(tmp_path: Path, text: str, capsys, target: str = LINUX, *args: str) -> str:
-    """A lock that reads but holds a package this target needs and cannot have: exit 2,
-    the table naming package, target and reason, nothing written."""
-    path = write(tmp_path, text)
-    out = tmp_path / "bad" / "out.txt"
-    assert cli("export", path, "-t", target, "--index-url", NOWHERE, "-o", out, *args) == 2
-    err = capsys.readouterr().err.strip()
-    assert "cannot be installed from Pipfile.lock on the targets that need them" in err
-    assert "Traceback" not in err and not out.exists()
-    return err
+    """A lock that reads but holds a package this target needs and cannot have."""
+    return export_refused(write(tmp_path, text), target, capsys, *args)
 
 
 def test_package_without_hashes_is_refused(tmp_path, clean_environ, capsys) -> None:

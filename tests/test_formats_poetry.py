@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from lockfixtures import assert_installs_as_bundled, serve_fixture_wheels
+from refusals import export_ok, export_refused
 from reqpins import pins
 
 from wheelhouse_bundler import locks, select, targets
@@ -112,6 +113,27 @@ def test_lock_20_is_a_graph_and_21_is_not(projects) -> None:
     assert {p.name for p in new.packages} == {p.name for p in old.packages}
     alpha = next(p for p in old.packages if p.name == "alpha")
     assert alpha.source is not None and alpha.source.name == "testindex"
+
+
+@pytest.mark.parametrize("version", sorted(LOCKS))
+def test_git_package_is_refused_only_on_the_targets_that_need_it(projects, capsys,
+                                                                 version) -> None:
+    """winonly, a root dependency for sys_platform == 'win32', comes from a git checkout.
+    2.1 says so by its markers, 2.0 by the walk from the pyproject: Linux never needs it
+    and goes ahead; Windows is refused, naming it and why."""
+    lock = projects[version] / "poetry.lock"
+    text = lock.read_text()
+    src = text.index("[package.source]", text.index('name = "winonly"'))
+    end = text.index("[[package]]", src)
+    lock.write_text(text[:src] + '[package.source]\ntype = "git"\n'
+                    'url = "https://example.com/winonly.git"\nreference = "main"\n'
+                    'resolved_reference = "0123abcd"\n\n' + text[end:])
+    out = export_ok(lock, LINUX, capsys)
+    assert "beta==2" in out and "winonly" not in out
+    err = export_refused(lock, WIN, capsys)
+    assert "1 package(s)" in err
+    assert (f"winonly 1.0 on {WIN}: comes from a git checkout "
+            "(https://example.com/winonly.git), not a wheel on an index") in err
 
 
 def test_lock_20_needs_its_pyproject(projects, capsys) -> None:

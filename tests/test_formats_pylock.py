@@ -26,6 +26,7 @@ import pytest
 from lockfixtures import serve_fixture_wheels
 from packaging.pylock import Pylock
 from packaging.utils import parse_wheel_filename
+from refusals import export_ok, export_refused
 from reqpins import pins
 from venvs import clean_env, pip_freeze
 from wheelfactory import sha256_of
@@ -245,8 +246,8 @@ def test_missing_wheel_table_lists_wheels_not_the_sdist(hand, clean_environ, cap
     assert cli("export", hand, "-t", "cp311-manylinux_2_28_aarch64",
                "--index-url", NOWHERE) == 2
     err = capsys.readouterr().err
-    assert "native==1.0 on cp311-manylinux_2_28_aarch64: no wheel" in err
-    assert f"native-1.0-{NATIVE[0]}.whl" in err and ".tar.gz" not in err
+    assert ("  native==1.0 on cp311-manylinux_2_28_aarch64: no wheel for this target; "
+            "wheels: cp311 on manylinux_2_17+ x86_64; cp312 on win_amd64") in err.splitlines()
 
 
 def test_overlapping_markers_are_refused(hand, clean_environ, capsys) -> None:
@@ -274,7 +275,7 @@ def test_named_lock_and_newer_minor_version(tmp_path, clean_environ, capsys, cap
         f"{path}: lock-version 1.3 is newer than 1.0; reading it as 1.0"]
 
 
-# ---- bad input: exit 2, one line naming the file (and the line where known) -------------
+# ---- malformed: exit 2, one line naming the file; unbundleable: select's table -----------
 
 def _bad(tmp_path: Path, text: str, capsys) -> str:
     path = tmp_path / "bad" / "pylock.toml"
@@ -307,33 +308,73 @@ def test_unknown_lock_version_says_which_are_read(tmp_path, clean_environ, capsy
     assert "is not read" in err and "reads lock-version 1.0" in err
 
 
+def _refused(tmp_path: Path, text: str, capsys, target: str = LINUX) -> str:
+    path = tmp_path / "bad" / "pylock.toml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    return export_refused(path, target, capsys)
+
+
 def test_wheel_without_sha256_is_refused_at_its_package(tmp_path, clean_environ,
                                                         capsys) -> None:
+    """linty's wheel has only an md5: refused where linty is needed (the lint group)."""
     url = 'url = "http://127.0.0.1:9/p/linty-0.1-py3-none-any.whl"\n'
     text = HAND.replace(url + "hashes = { sha256 = ", url + "hashes = { md5 = ")
     assert text != HAND
+    path = tmp_path / "pylock.toml"
+    path.write_text(text)
+    assert "linty" not in export_ok(path, LINUX, capsys)
+    err = export_refused(path, LINUX, capsys, "--only", "lint")
+    header = _line_of(text, 'name = "linty"') - 1
+    assert (f"linty 0.1 on {LINUX}: linty-0.1-py3-none-any.whl has no sha256 hash (hashes "
+            f"are the point: lock again with hashes) (pylock.toml, line {header})") in err
+
+
+def test_wheel_without_hashes_breaks_the_whole_lock(tmp_path, clean_environ, capsys) -> None:
+    """PEP 751 requires `hashes`: without them the lock is malformed, for every target."""
+    url = 'url = "http://127.0.0.1:9/p/linty-0.1-py3-none-any.whl"\n'
+    start = HAND.index(url) + len(url)
+    text = HAND[:start] + HAND[HAND.index("\n", start) + 1:]
     err = _bad(tmp_path, text, capsys)
     header = _line_of(text, 'name = "linty"') - 1
-    assert f"pylock.toml:{header}: package linty==0.1:" in err and "no sha256 hash" in err
+    assert (f"pylock.toml:{header}: package linty==0.1: http://127.0.0.1:9/p/linty-0.1-py3-"
+            "none-any.whl has no sha256 hash") in err
 
 
 @pytest.mark.parametrize("source, what", [
     ('sdist = { url = "http://127.0.0.1:9/p/solo-1.0.tar.gz", hashes = { sha256 = "%s" } }',
-     "no wheel, only the sdist solo-1.0.tar.gz"),
+     "no wheel, only the sdist solo-1.0.tar.gz; build it into a wheel"),
     ('archive = { url = "http://127.0.0.1:9/p/solo.zip", hashes = { sha256 = "%s" } }',
-     "an archive"),
+     "comes from an archive (http://127.0.0.1:9/p/solo.zip), not a wheel on an index"),
     ('vcs = { type = "git", url = "https://example.com/solo.git", commit-id = "abc%s" }',
-     "a git checkout"),
-    ('directory = { path = "../solo%s" }', "a local folder"),
+     "comes from a git checkout (https://example.com/solo.git), not a wheel on an index"),
+    ('directory = { path = "../solo" }',
+     "comes from a local folder (../solo), not a wheel on an index"),
 ])
 def test_sources_that_are_not_wheels_are_refused(tmp_path, clean_environ, capsys, source,
                                                  what) -> None:
     entry = '[[packages]]\nname = "solo"\n' + ('version = "1.0"\n' if "sdist" in source
-                                              else "") + (source % _h("a")) + "\n"
+                                              else "") + source.replace("%s", _h("a")) + "\n"
     text = HAND + entry
-    err = _bad(tmp_path, text, capsys)
+    err = _refused(tmp_path, text, capsys)
     header = _line_of(text, 'name = "solo"') - 1
-    assert "package solo" in err and what in err and f"pylock.toml:{header}:" in err
+    name = "solo 1.0" if "sdist" in source else "solo"
+    assert f"{name} on {LINUX}: {what}" in err and f"(pylock.toml, line {header})" in err
+
+
+def test_git_package_is_refused_only_where_its_marker_holds(tmp_path, clean_environ,
+                                                            capsys) -> None:
+    """A win32-only vcs package: Linux bundles without it, Windows is refused naming it."""
+    path = tmp_path / "pylock.toml"
+    path.write_text(HAND + '[[packages]]\nname = "wincolor"\nversion = "0.4.6"\n'
+                    'marker = "sys_platform == \'win32\'"\nvcs = { type = "git", url = '
+                    '"https://example.com/wincolor.git", commit-id = "0123abcd" }\n')
+    out = export_ok(path, LINUX, capsys)
+    assert "alpha==1.0" in out and "wincolor" not in out
+    err = export_refused(path, WIN, capsys)
+    assert "1 package(s)" in err
+    assert (f"wincolor 0.4.6 on {WIN}: comes from a git checkout "
+            "(https://example.com/wincolor.git), not a wheel on an index") in err
 
 
 def test_invalid_lock_is_refused_at_its_package(tmp_path, clean_environ, capsys) -> None:

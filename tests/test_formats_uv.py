@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from lockfixtures import assert_installs_as_bundled, serve_fixture_wheels
+from refusals import export_ok, export_refused
 from reqpins import pins
 
 from wheelhouse_bundler import locks, select, targets
@@ -126,7 +127,7 @@ def _inspect(bundle: Path, capsys) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-# ---- bad input, each an exit 2 with one line naming the file ---------------------------
+# ---- malformed: exit 2, one line naming the file; unbundleable: select's table -----------
 
 HASH = "a" * 64
 GOOD = f'''version = 1
@@ -185,16 +186,29 @@ def test_unknown_version_says_which_are_read(tmp_path, clean_environ, capsys) ->
     assert "version 2 is not read" in err and "reads version 1" in err
 
 
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "lock" / "uv.lock"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    return path
+
+
 def test_wheel_without_hash_is_refused(tmp_path, clean_environ, capsys) -> None:
-    err = fails(tmp_path, GOOD.replace(f', hash = "sha256:{HASH}"', ""), capsys)
-    assert "alpha==1.0" in err and "no sha256 hash" in err
+    path = _write(tmp_path, GOOD.replace(f', hash = "sha256:{HASH}"', ""))
+    err = export_refused(path, LINUX, capsys)
+    assert (f"alpha 1.0 on {LINUX}: wheel 'alpha-1.0-py3-none-any.whl' has no sha256 hash "
+            "(hashes are the lock; re-run `uv lock`, or pass --allow-unhashed)") in err
 
 
 @pytest.mark.parametrize("source, what", [
-    ('{ git = "https://example.com/alpha.git?rev=main#0123abcd" }', "git checkout"),
-    ('{ path = "dist/alpha-1.0-py3-none-any.whl" }', "local file"),
-    ('{ directory = "../alpha" }', "local folder"),
-    ('{ url = "https://example.com/alpha-1.0.tar.gz" }', "not a wheel"),
+    ('{ git = "https://example.com/alpha.git?rev=main#0123abcd" }',
+     "a git checkout (https://example.com/alpha.git?rev=main#0123abcd)"),
+    ('{ path = "dist/alpha-1.0-py3-none-any.whl" }',
+     "a local file (dist/alpha-1.0-py3-none-any.whl)"),
+    ('{ directory = "../alpha" }', "a local folder (../alpha)"),
+    ('{ editable = "../alpha" }', "an editable install (../alpha)"),
+    ('{ url = "https://example.com/alpha-1.0.tar.gz" }',
+     "a direct URL that is not a wheel (https://example.com/alpha-1.0.tar.gz)"),
 ])
 def test_sources_that_are_not_index_wheels_are_refused(tmp_path, clean_environ, capsys,
                                                        source, what) -> None:
@@ -203,8 +217,37 @@ def test_sources_that_are_not_index_wheels_are_refused(tmp_path, clean_environ, 
     if "url =" in source:
         text = text[: text.index("wheels = [")] + 'sdist = { url = "https://example.com/' \
             f'alpha-1.0.tar.gz", hash = "sha256:{HASH}" }}\n'
-    err = fails(tmp_path, text, capsys)
-    assert "alpha==1.0" in err and what in err
+    err = export_refused(_write(tmp_path, text), LINUX, capsys)
+    assert (f"alpha 1.0 on {LINUX}: comes from {what}, not a wheel on an index; build it "
+            "into a wheel, publish it on an index and lock that (or bundle your own "
+            "project's wheel with --dist)") in err
+
+
+def test_local_index_is_refused(tmp_path, clean_environ, capsys) -> None:
+    text = GOOD.replace('source = { registry = "http://127.0.0.1:9/simple" }',
+                        'source = { registry = "../wheels" }')
+    err = export_refused(_write(tmp_path, text), LINUX, capsys)
+    assert (f"alpha 1.0 on {LINUX}: comes from the local index '../wheels'; bundle from an "
+            "HTTP index (pass it to `uv lock --index-url`)") in err
+
+
+def test_git_package_only_windows_reaches_is_refused_on_windows_only(
+        tmp_path, clean_environ, capsys) -> None:
+    """The walk decides: wincolor is reached through alpha's edge for win32 only, so a
+    Linux export goes ahead without it and a Windows one is refused, naming it."""
+    text = GOOD.replace('source = { registry = "http://127.0.0.1:9/simple" }\nwheels',
+                        'source = { registry = "http://127.0.0.1:9/simple" }\n'
+                        'dependencies = [\n    { name = "wincolor", marker = '
+                        '"sys_platform == \'win32\'" },\n]\nwheels') + \
+        '\n[[package]]\nname = "wincolor"\nversion = "0.4.6"\n' \
+        'source = { git = "https://example.com/wincolor.git#0123abcd" }\n'
+    path = _write(tmp_path, text)
+    out = export_ok(path, LINUX, capsys)
+    assert "alpha==1.0" in out and "wincolor" not in out
+    err = export_refused(path, WIN, capsys)
+    assert "1 package(s)" in err
+    assert (f"wincolor 0.4.6 on {WIN}: comes from a git checkout "
+            "(https://example.com/wincolor.git#0123abcd), not a wheel on an index") in err
 
 
 def test_ambiguous_fork_edge_is_refused(tmp_path, clean_environ, capsys) -> None:

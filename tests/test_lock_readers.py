@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from packaging.version import Version
+from refusals import export_ok, export_refused
+from wheelfactory import sha256_of
 
 from wheelhouse_bundler import locks, select, targets
 from wheelhouse_bundler.errors import LockError, UsageError
@@ -152,7 +154,7 @@ def test_poetry_unknown_lock_version_says_what_is_read(tmp_path: Path) -> None:
         locks.load(path, default=DEFAULT)
 
 
-def test_poetry_git_package_is_refused_with_advice(tmp_path: Path) -> None:
+def test_poetry_git_package_is_recorded_unusable_with_advice(tmp_path: Path) -> None:
     text = POETRY_LOCK.replace('''[package.source]
     type = "legacy"
     url = "http://127.0.0.1:9/private/simple"
@@ -161,8 +163,15 @@ def test_poetry_git_package_is_refused_with_advice(tmp_path: Path) -> None:
     url = "http://127.0.0.1:9/repo.git"
     reference = "main"
     resolved_reference = "abc"''')
-    with pytest.raises(LockError, match=r"private \(a git checkout\).*publish it to an index"):
-        locks.load(write(tmp_path, "poetry.lock", text), default=DEFAULT)
+    lock = locks.load(write(tmp_path, "poetry.lock", text), default=DEFAULT)
+    assert "private" not in {p.name for p in lock.packages}
+    [private] = lock.unusable
+    assert (private.name, private.version) == ("private", "5.0")
+    assert {c.group for c in private.when} == {"main", "dev"}  # its conditions kept
+    assert private.reason == (
+        "comes from a git checkout (http://127.0.0.1:9/repo.git), not a wheel on an index; "
+        "build it into a wheel, publish it on an index and lock that (or bundle your own "
+        "project's wheel with --dist)")
 
 
 REQS = f"""\
@@ -189,9 +198,36 @@ def test_requirements_pins_hashes_and_markers(tmp_path: Path) -> None:
     assert names(lock, "cp312-win_amd64", groups=()) == ["alpha", "win-only"]
 
 
+WIN = "cp312-win_amd64"
+LINUX = "cp311-manylinux_2_28_x86_64"
+
+
+def test_requirements_lines_that_cannot_be_bundled_are_refused_where_needed(
+        tmp_path: Path, index_server, wheel_factory, clean_environ, capsys) -> None:
+    """A direct URL, a range and a line without --hash, each for win32 only: a Linux
+    export goes ahead without them; a Windows one is refused, each named with its line."""
+    alpha = index_server.add(wheel_factory("alpha", "1.0"))
+    path = write(tmp_path, "requirements.txt", f"""\
+    alpha==1.0 --hash=sha256:{sha256_of(alpha)}
+    wincolor @ git+https://example.com/wincolor.git@0123abcd ; sys_platform == "win32"
+    winloose>=1.0 ; sys_platform == "win32" --hash=sha256:{H['d']}
+    winbare==1.0 ; sys_platform == "win32"
+    """)
+    out = export_ok(path, LINUX, capsys, index=index_server.url)
+    assert "alpha==1.0" in out and "win" not in out
+    err = export_refused(path, WIN, capsys, index=index_server.url)
+    assert "3 package(s)" in err
+    assert (f"wincolor on {WIN}: comes from a direct URL "
+            "(git+https://example.com/wincolor.git@0123abcd), not a wheel on an index; "
+            "build it into a wheel") in err and "(requirements.txt, line 2)" in err
+    assert (f"winloose >=1.0 on {WIN}: is not pinned to one version (need name==X) "
+            "(requirements.txt, line 3)") in err
+    assert (f"winbare ==1.0 on {WIN}: has no --hash (hashes are the lock; compile it again "
+            "with --generate-hashes, or pass --allow-unhashed) (requirements.txt, "
+            "line 4)") in err
+
+
 @pytest.mark.parametrize(("text", "message", "line"), [
-    ("alpha>=1.0 --hash=sha256:" + "a" * 64 + "\n", "not pinned", 1),
-    ("# c\nalpha==1.0\n", "has no --hash", 2),
     ("alpha==1.0 --hash=md5:abc\n", "only sha256", 1),
     ("# c\nalpha==1.0 --hash=sha256:abc\n", "sha256:abc: the digest is not 64 hex", 2),
     ("alpha==1.0 --hash=sha256:" + "g" * 64 + "\n", "is not 64 hex characters", 1),

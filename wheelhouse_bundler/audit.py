@@ -268,12 +268,18 @@ def pins_of_manifest(manifest: Manifest) -> list[tuple[str, str]]:
 
 
 def pins_of_lock(lock: Path, fmt: str | None = None) -> list[tuple[str, str]]:
-    """Every version the lock pins, whatever group, extra or marker selects it.
+    """Every version the lock pins, whatever group, extra or marker selects it, including
+    the packages it cannot bundle (model.Unusable: a git checkout, a line without a hash)
+    that still name one version: the lock installs them somewhere, so they are audited.
 
     Readers want a default index for unpinned packages; auditing never asks it, so a
     placeholder keeps pip's configuration (and the network) out of an offline audit."""
     parsed = locks.load(lock, fmt=fmt, default=default_source(_NO_INDEX))
-    return sorted({(str(p.name), str(p.version)) for p in parsed.packages})
+    # The lock's own text: "1.0", or "==1.0" (Pipfile, requirements); "*" or a range
+    # pins nothing to audit.
+    unusable = {(str(u.name), str(v)) for u in parsed.unusable
+                if (v := _version(u.version.removeprefix("===").removeprefix("==")))}
+    return sorted({(str(p.name), str(p.version)) for p in parsed.packages} | unusable)
 
 
 def accepted_vulns(report: Report) -> tuple[AcceptedVuln, ...]:

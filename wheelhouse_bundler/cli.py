@@ -851,7 +851,10 @@ def main(argv: list[str] | None = None) -> int:
             typer.echo("wheelhouse-bundler: interrupted", err=True)
         return result if isinstance(result, int) else 0
     except BundlerError as exc:
-        typer.echo(f"wheelhouse-bundler: {exc.kind}: {printable_lines(str(exc))}", err=True)
+        from .sources import redact_text
+
+        typer.echo(f"wheelhouse-bundler: {exc.kind}: {printable_lines(redact_text(str(exc)))}",
+                   err=True)
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
@@ -859,7 +862,9 @@ def main(argv: list[str] | None = None) -> int:
         if type(exc).__name__ == "NoArgsIsHelpError":  # a bare command: its help is the answer
             exc.show()  # type: ignore[attr-defined]
         else:
-            typer.echo(f"wheelhouse-bundler: error: {_usage_line(exc)}", err=True)
+            from .sources import redact_text
+
+            typer.echo(f"wheelhouse-bundler: error: {redact_text(_usage_line(exc))}", err=True)
         return 2
     except OSError as exc:  # a full disk, a read-only folder: the machine, not a bug
         where = exc.filename or "a file"

@@ -38,6 +38,13 @@ def redact(url: str) -> str:
 
 
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+_USERINFO_ANYWHERE = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s@'\"]*@")
+
+
+def redact_text(text: str) -> str:
+    """Every URL's user info in a message hidden, wherever the URL came from: the last
+    guard before a line reaches the terminal (a lock's reason text may quote a URL)."""
+    return _USERINFO_ANYWHERE.sub(r"\1***@", text)
 
 
 def strip_credentials(url: str) -> str:

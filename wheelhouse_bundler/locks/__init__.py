@@ -3,6 +3,12 @@
 `load` finds the lock (a file, or the first known lock in a project folder), detects its
 format from the file name and hands it to the right reader. Readers never resolve: they
 translate what the lock says, and refuse what they cannot translate exactly.
+
+Malformed input (bad TOML/JSON, markers, versions) refuses the whole lock. A well-formed
+package that cannot be installed as written (a git checkout, a local folder, a file
+without a hash) is only a problem for the targets that need it: the reader records it as
+a model.Unusable (raising `NotInstallable` from its helpers makes that one line), and
+select refuses it on exactly those targets.
 """
 
 from __future__ import annotations
@@ -114,3 +120,25 @@ def sha256_hex(value: object) -> str | None:
     if algo != "sha256" or len(digest) != 64 or digest.strip(string.hexdigits):
         return None
     return digest.lower()
+
+
+class NotInstallable(Exception):
+    """One package the lock states well but that cannot be installed as written.
+
+    Raised by a reader's helpers while reading that package; the reader turns the message
+    (the reason, said to the user as is) into a model.Unusable with the package's
+    conditions, instead of refusing the whole lock."""
+
+
+def not_an_index_wheel(what: str) -> str:
+    """The reason for a package that comes from `what` (a git checkout, a local folder,
+    a direct URL that is not a wheel): every reader says it, and what to do, alike."""
+    return (f"comes from {what}, not a wheel on an index; build it into a wheel, publish "
+            "it on an index and lock that (or bundle your own project's wheel with --dist)")
+
+
+def no_sha256(what: str, relock: str) -> str:
+    """The reason for a file the lock records without a sha256 (`relock`: the command
+    that writes hashes again)."""
+    return (f"{what} has no sha256 hash (hashes are the lock; {relock}, or pass "
+            "--allow-unhashed)")

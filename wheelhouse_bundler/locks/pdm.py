@@ -27,8 +27,9 @@ version with an `extras` key; the two are one package here, needed when either i
 Files: `{file, hash}` (found on the index by hash) or, with `static_urls`, `{url, hash}`.
 Every file needs a sha256. pdm does not record which index a file came from, so files
 come from the default index (`--index-url`); the hash, not the index, decides the bytes.
-`git`, `path` and `editable` packages and `url` packages without wheels are not wheels
-on an index and are refused, naming the package.
+`git`, `path` and `editable` packages, `url` packages without wheels and packages with a
+file lacking a sha256 cannot be bundled as locked: each is recorded as model.Unusable
+with its groups and marker, so select refuses it, naming it, only where it is needed.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
-from ..model import Condition, Lock, LockedFile, LockedPackage, Source, Support
+from ..model import Condition, Lock, LockedFile, LockedPackage, Source, Support, Unusable
 from ..sources import check_file_url
-from . import read_bytes, sha256_hex
+from . import NotInstallable, no_sha256, not_an_index_wheel, read_bytes, sha256_hex
 from .tomlfile import read_toml
 
 SUPPORTED = ("4.4", "4.5")  # major.minor of lock_version; pdm 2.11-2.2x write these
@@ -152,23 +153,21 @@ def _files(path: Path, where: str, entry: dict[str, Any], allow_unhashed: bool
         if digest is None:
             if allow_unhashed:
                 continue
-            raise LockError(path, f"{where}: file {name or url!r} has no sha256 hash (hashes "
-                            "are the lock; re-run `pdm lock`, or pass --allow-unhashed)")
+            raise NotInstallable(no_sha256(f"file {name or url!r}", "re-run `pdm lock`"))
         files.append(LockedFile(sha256=digest, filename=name or None, url=url))
     return tuple(files)
 
 
-def _refuse_unindexed(path: Path, where: str, entry: dict[str, Any]) -> None:
-    """git, path and editable packages, and direct URLs that are not wheels, are refused."""
+def _refuse_unindexed(entry: dict[str, Any]) -> None:
+    """git, path and editable packages, and direct URLs that are not wheels: not
+    installable from the lock (NotInstallable)."""
     for key, what in _REFUSED.items():
         if entry.get(key):
-            raise LockError(path, f"{where}: comes from {what} ({entry[key]}), not a wheel on "
-                            "an index; build it into a wheel, publish it on an index and "
-                            "lock that (or bundle your own project's wheel with --dist)")
+            raise NotInstallable(not_an_index_wheel(f"{what} ({entry[key]})"))
     if entry.get("url") and not any(str(f.get("file") or f.get("url") or "").endswith(".whl")
                                     for f in entry.get("files", []) if isinstance(f, dict)):
-        raise LockError(path, f"{where}: a direct URL that is not a wheel ({entry['url']}); "
-                        "build it into a wheel, publish it on an index and lock that")
+        raise NotInstallable(not_an_index_wheel(
+            f"a direct URL that is not a wheel ({entry['url']})"))
 
 
 def _project_groups(lock_path: Path) -> tuple[set[str], set[str]] | None:
@@ -220,6 +219,7 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
     dev, optional = project if project else (set(), set())
     extras = locked & optional
     packages: dict[tuple[NormalizedName, Version], LockedPackage] = {}
+    unusable: dict[tuple[NormalizedName, Version], Unusable] = {}
     entries = doc.get("package", [])
     if not isinstance(entries, list):
         raise LockError(path, "`package` must be an array of tables")
@@ -233,14 +233,21 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
             raise LockError(path, f"package {name}: invalid version "
                             f"{entry['version']!r}") from exc
         where = f"package {name}=={version}"
-        _refuse_unindexed(path, where, entry)
         when = _conditions(path, where, entry, extras)
-        files = _files(path, where, entry, allow_unhashed)
+        locked.update(c.group for c in when if c.group)
+        try:
+            _refuse_unindexed(entry)
+            files = _files(path, where, entry, allow_unhashed)
+        except NotInstallable as exc:
+            seen = unusable.get((name, version))  # `name[extra]`: needed when either is
+            unusable[name, version] = Unusable(
+                name, str(version), str(exc),
+                when if seen is None else tuple(dict.fromkeys((*seen.when, *when))))
+            continue
         if entry.get("url"):  # a direct wheel URL: the file is fetched from there
             direct = check_file_url(str(entry["url"]), f"{path}: {where}: url")
             files = tuple(f if f.url or not direct.endswith("/" + str(f.filename))
                           else LockedFile(f.sha256, f.filename, direct) for f in files)
-        locked.update(c.group for c in when if c.group)
         package = LockedPackage(
             name=name, version=version, files=files,
             when=when, requires_python=_specifier(entry.get("requires_python")),
@@ -250,7 +257,7 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
                 packages=tuple(packages[k] for k in sorted(packages)),
                 default_groups=frozenset({MAIN} | (dev & locked)),
                 groups=frozenset(locked | {MAIN}), extras=frozenset(extras),
-                support=support)
+                support=support, unusable=tuple(unusable[k] for k in sorted(unusable)))
 
 
 def _merge(seen: LockedPackage | None, new: LockedPackage) -> LockedPackage:

@@ -32,7 +32,7 @@ from packaging.version import InvalidVersion, Version
 from ..errors import LockError
 from ..model import Condition, Lock, LockedFile, LockedPackage, Source, Unusable
 from ..sources import index_source
-from . import read_bytes, sha256_hex
+from . import NotInstallable, not_an_index_wheel, read_bytes, sha256_hex
 
 SUPPORTED = (6,)
 # Pipfile.lock category -> our group name (poetry's names, so --with/--only read the same).
@@ -106,30 +106,24 @@ class _Entry:
 
     def unusable(self, message: str) -> NoReturn:
         """The entry is well formed but cannot be installed: refused per target (select)."""
-        raise _Unusable(f"{message} ({self.path.name}, {self.category}"
-                        + (f", line {self.line})" if self.line else ")"))
-
-
-class _Unusable(Exception):
-    """Raised while reading one entry; turned into a model.Unusable by parse."""
+        raise NotInstallable(f"{message} ({self.path.name}, {self.category}"
+                             + (f", line {self.line})" if self.line else ")"))
 
 
 def _refuse_non_index(e: _Entry) -> None:
     for key, what in _REFUSED.items():
         if key in e.entry and (key != "editable" or e.entry[key]):
             detail = "" if key == "editable" else f" ({e.entry[key]})"
-            e.unusable(f"comes from {what}{detail}, not a wheel on an index; build it into a "
-                   "wheel, publish it on an index and lock that (or bundle your own "
-                   "project's wheel with --dist)")
+            e.unusable(not_an_index_wheel(f"{what}{detail}"))
 
 
 def _version(e: _Entry) -> Version:
     text = str(e.entry.get("version", ""))
     pinned = text.removeprefix("===") if text.startswith("===") else text.removeprefix("==")
     if pinned == text or not pinned or "*" in pinned:
-        e.unusable(f"version {text!r} is not one pinned version (pipenv writes ==X; `*` means "
-               "pipenv could not lock it, as for a package whose markers exclude the "
-               "machine that ran `pipenv lock`)")
+        e.unusable(f"version {text!r} is not one pinned version (pipenv writes ==X; `*` "
+                   "means pipenv could not lock it, as for a package whose markers exclude "
+                   "the machine that ran `pipenv lock`)")
     try:
         return Version(pinned)
     except InvalidVersion:
@@ -142,8 +136,8 @@ def _files(e: _Entry, allow_unhashed: bool) -> tuple[LockedFile, ...]:
         e.fail("`hashes` must be a list")
     digests = [d for d in map(sha256_hex, hashes) if d is not None]
     if not digests and not allow_unhashed:
-        e.unusable("has no sha256 hashes (hashes are the lock; re-run `pipenv lock`, or pass "
-               "--allow-unhashed)")
+        e.unusable("has no sha256 hashes (hashes are the lock; re-run `pipenv lock`, or "
+                   "pass --allow-unhashed)")
     return tuple(LockedFile(sha256=d) for d in dict.fromkeys(digests))
 
 
@@ -212,7 +206,7 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
                     name=canonicalize_name(raw), version=_version(e),
                     files=_files(e, allow_unhashed), when=when,
                     source=_source(e, sources, primary))
-            except _Unusable as exc:
+            except NotInstallable as exc:
                 unusable.append(Unusable(canonicalize_name(raw),
                                          str(e.entry.get("version", "")), str(exc), when))
                 continue

@@ -15,9 +15,11 @@ select.needed walks per target.
 Sources come from `[package.source]`: a `legacy` source is the only index the package may
 be fetched from, whatever its priority (primary, supplemental, explicit; the lock names
 the one it came from); packages without one came from the default index. `url` and
-`file` packages are one wheel fetched from that URL or file with the locked hash; `git`
+`file` packages are one wheel fetched from that URL or file with the locked hash. `git`
 and `directory` packages (and url/file packages that are not wheels) have no wheel to
-fetch, so reading them is refused, all named in one error, with what to do instead.
+fetch, and a file without a sha256 cannot be checked: such a package is recorded as
+model.Unusable, refused with what to do instead on the targets that need it only (its
+markers and groups, or the 2.0 graph walk, which keeps its node and edges).
 """
 
 from __future__ import annotations
@@ -33,9 +35,19 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
-from ..model import ALWAYS, Condition, Edge, Graph, Lock, LockedFile, LockedPackage, Source
+from ..model import (
+    ALWAYS,
+    Condition,
+    Edge,
+    Graph,
+    Lock,
+    LockedFile,
+    LockedPackage,
+    Source,
+    Unusable,
+)
 from ..sources import check_file_url, index_source
-from . import read_bytes, sha256_hex
+from . import NotInstallable, no_sha256, not_an_index_wheel, read_bytes, sha256_hex
 from .tomlfile import read_toml
 
 SUPPORTED = ("2.0", "2.1")
@@ -83,9 +95,8 @@ def _files(path: Path, name: str, entry: dict[str, Any], allow_unhashed: bool = 
         if digest is None:
             if allow_unhashed:  # the index's hash stands in (pipeline.prepare)
                 continue
-            raise LockError(path, f"package {name}: file {f.get('file')!r} has no sha256 hash "
-                            "(hashes are the lock; run `poetry lock` again, or pass "
-                            "--allow-unhashed)")
+            raise NotInstallable(no_sha256(f"file {f.get('file')!r}",
+                                           "run `poetry lock` again"))
         files.append(LockedFile(sha256=digest, filename=str(f["file"])))
     return tuple(files)
 
@@ -97,8 +108,7 @@ def _source(path: Path, name: str, entry: dict[str, Any], default: Source,
             declared: dict[str, str]) -> tuple[Source, str | None]:
     """The package's index, and for `url`/`file` packages the file's own location.
 
-    Raises a LockError naming the package when it has no wheel to fetch; parse gathers
-    those into one error so the user sees every such package at once.
+    Raises NotInstallable when the package has no wheel to fetch.
     """
     src = entry.get("source")
     if not src:
@@ -117,23 +127,15 @@ def _source(path: Path, name: str, entry: dict[str, Any], default: Source,
     if kind in ("url", "file"):
         where = str(src.get("url") or "")
         if not where.endswith(".whl"):
-            raise _NotAWheel(f"{name} ({kind} {where}: not a wheel)")
+            what = "a direct URL" if kind == "url" else "a local file"
+            raise NotInstallable(not_an_index_wheel(f"{what} that is not a wheel ({where})"))
         if kind == "url":
             return default, check_file_url(where, f"{path}: package {name}: source url")
         local = Path(where) if Path(where).is_absolute() else path.parent / where
         return default, local.resolve().as_uri()
     what = _NOT_WHEELS.get(str(kind), f"a {kind!r} source")
-    raise _NotAWheel(f"{name} ({what})")
-
-
-class _NotAWheel(Exception):
-    """A package the lock holds as something to build, not a wheel to fetch."""
-
-
-def _refuse(path: Path, refused: list[str]) -> LockError:
-    return LockError(path, f"{len(refused)} package(s) are not wheels: {'; '.join(refused)}. "
-                     "Build each into a wheel and lock that as a file or URL dependency, or "
-                     "publish it to an index (or bundle your own project's wheel with --dist)")
+    url = src.get("url")
+    raise NotInstallable(not_an_index_wheel(f"{what} ({url})" if url else what))
 
 
 def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
@@ -155,7 +157,7 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
     if not isinstance(entries, list):
         raise LockError(path, "`package` must be an array of tables")
     packages = []
-    refused = []
+    unusable = []
     groups: set[str] = {MAIN, *poetry.get("group", {}).keys()}
     for i, entry in enumerate(entries):
         try:
@@ -165,22 +167,21 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
             raise LockError(path, f"package #{i + 1}: no name or version") from exc
         except InvalidVersion as exc:
             raise LockError(path, f"package {entry.get('name')}: invalid version") from exc
+        when = _conditions(path, name, entry) if version != "2.0" else ALWAYS
+        groups.update(c.group for c in when if c.group)
         try:
             source, direct_url = _source(path, name, entry, default, declared)
-        except _NotAWheel as exc:
-            refused.append(str(exc))
+            files = _files(path, name, entry, allow_unhashed)
+        except NotInstallable as exc:
+            # str(Version): the text select matches against the 2.0 graph's nodes
+            unusable.append(Unusable(name, str(pkg_version), str(exc), when))
             continue
-        files = _files(path, name, entry, allow_unhashed)
         if direct_url:
             files = tuple(LockedFile(f.sha256, f.filename, direct_url) for f in files
                           if f.filename == direct_url.rsplit("/", 1)[-1]) or files[:1]
-        when = _conditions(path, name, entry) if version != "2.0" else ALWAYS
-        groups.update(c.group for c in when if c.group)
         packages.append(LockedPackage(
             name=name, version=pkg_version, files=files, when=when,
             requires_python=_specifier(entry.get("python-versions")), source=source))
-    if refused:
-        raise _refuse(path, refused)
     extras = frozenset(canonicalize_name(e) for e in doc.get("extras", {}))
     graph = None
     if version == "2.0":
@@ -192,7 +193,7 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
     return Lock(path=path, format="poetry", sha256=digest,
                 packages=tuple(sorted(packages, key=lambda p: (p.name, p.version))),
                 default_groups=frozenset({MAIN}), groups=frozenset(groups), extras=extras,
-                graph=graph)
+                graph=graph, unusable=tuple(unusable))
 
 
 def _specifier(text: object) -> SpecifierSet | None:

@@ -10,10 +10,12 @@ dialect with the chosen `extras` and `dependency_groups`, as Pylock.select does.
 level `requires-python` and `environments` become Lock.support, so a target outside
 them is refused by select instead of bundled.
 
-Only wheels are bundled: a package's `sdist` is ignored when it has wheels, and a package
-with only an sdist, or an `archive`, `vcs` or `directory` source, is refused at read time
-with what to do instead. Every wheel must carry a sha256 (hashes are the point). A wheel
-given by `path` only is fetched by its sha256 from the package's index.
+Only wheels are bundled: a package's `sdist` is ignored when it has wheels. A package
+with only an sdist, an `archive`, `vcs` or `directory` source, or a wheel whose hashes
+hold no sha256 (hashes are the point) is recorded as model.Unusable with its marker:
+select refuses it, with what to do instead, only on the targets that need it. A wheel
+without any `hashes` breaks PEP 751 and refuses the whole lock. A wheel given by `path`
+only is fetched by its sha256 from the package's index.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
-from ..model import Condition, Lock, LockedFile, LockedPackage, Source, Support
+from ..model import Condition, Lock, LockedFile, LockedPackage, Source, Support, Unusable
 from ..sources import check_file_url, checked_index_url, strip_credentials
-from . import read_bytes
+from . import not_an_index_wheel, read_bytes
 from .tomlfile import read_toml
 
 READ = "1.0"  # the lock-version we read; other 1.x minors are read with a warning
@@ -79,9 +81,10 @@ def _check_version(path: Path, doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_hashes(where: _Where, doc: dict[str, Any]) -> None:
-    """Every wheel needs a sha256 before anything else is judged: it is the file's
-    identity all the way to the offline install. (An sdist is never bundled, so its
-    hashes are not ours to judge.)"""
+    """A wheel without any `hashes` table breaks PEP 751: refused before anything else
+    is judged, with the same words as a wheel whose hashes hold no sha256 (_refusal),
+    not packaging's "missing key". (An sdist is never bundled, so its hashes are not
+    ours to judge.)"""
     entries = doc.get("packages")
     if not isinstance(entries, list):
         return  # packaging names the problem
@@ -93,14 +96,13 @@ def _check_hashes(where: _Where, doc: dict[str, Any]) -> None:
             label += f"=={entry['version']}"
         wheels = entry.get("wheels")
         for wheel in wheels if isinstance(wheels, list) else []:
-            if not isinstance(wheel, dict):
-                continue
-            hashes = wheel.get("hashes")
-            digest = hashes.get("sha256") if isinstance(hashes, dict) else None
-            if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
-                name = wheel.get("name") or wheel.get("url") or wheel.get("path") or "a wheel"
-                raise where.fail(i, label, f"{name} has no sha256 hash (hashes are the "
-                                 "point: lock again with hashes)")
+            if isinstance(wheel, dict) and not wheel.get("hashes"):
+                raise where.fail(i, label, _unhashed(wheel.get("name") or wheel.get("url")
+                                                     or wheel.get("path") or "a wheel"))
+
+
+def _unhashed(wheel: object) -> str:
+    return f"{wheel} has no sha256 hash (hashes are the point: lock again with hashes)"
 
 
 def _validated(where: _Where, doc: dict[str, Any]) -> Pylock:
@@ -113,7 +115,7 @@ def _validated(where: _Where, doc: dict[str, Any]) -> Pylock:
 
 
 def _refusal(package: Package) -> str | None:
-    """Why a package cannot be bundled, or None when it has wheels."""
+    """Why a package cannot be bundled, or None when it has wheels we can check."""
     if package.vcs is not None:
         what = f"a {package.vcs.type} checkout ({package.vcs.url or package.vcs.path})"
     elif package.directory is not None:
@@ -125,9 +127,11 @@ def _refusal(package: Package) -> str | None:
         return (f"no wheel, only the sdist {name}; build it into a wheel, publish it on an "
                 "index and lock that")
     else:
+        for wheel in package.wheels:
+            if not _HEX64.fullmatch(wheel.hashes.get("sha256", "")):
+                return _unhashed(wheel.filename)
         return None
-    return (f"comes from {what}, not a wheel on an index; build it into a wheel, publish "
-            "it on an index and lock that")
+    return not_an_index_wheel(what)
 
 
 def _files(path: Path, package: Package) -> tuple[LockedFile, ...]:
@@ -161,22 +165,27 @@ def _source(path: Path, package: Package, default: Source) -> Source:
 
 def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
     """`allow_unhashed` changes nothing here: PEP 751 makes hashes mandatory, so a wheel
-    without one is a malformed lock, not a lock written without hashes."""
+    without a sha256 is a lock written wrong, not one written without hashes."""
     data, digest = read_bytes(path)
     where = _Where(path, data)
     doc = _check_version(path, read_toml(path, data))
     _check_hashes(where, doc)
     pylock = _validated(where, doc)
     packages: list[LockedPackage] = []
+    unusable: list[Unusable] = []
     for i, package in enumerate(pylock.packages):
+        when = (Condition(group=None, marker=package.marker),)
         if (why := _refusal(package)) is not None:
-            pinned = f"=={package.version}" if package.version is not None else ""
-            raise where.fail(i, f"package {package.name}{pinned}", why)
+            line = where.line(i)
+            unusable.append(Unusable(
+                package.name, str(package.version or ""),
+                f"{why} ({path.name}" + (f", line {line})" if line else ")"), when))
+            continue
         version = _version(where, i, package)
         packages.append(LockedPackage(
             name=package.name, version=version, files=_files(path, package),
-            when=(Condition(group=None, marker=package.marker),),
-            requires_python=package.requires_python, source=_source(path, package, default)))
+            when=when, requires_python=package.requires_python,
+            source=_source(path, package, default)))
     groups = {canonicalize_name(g) for g in pylock.dependency_groups or ()}
     defaults = {canonicalize_name(g) for g in pylock.default_groups or ()}
     support = None
@@ -187,4 +196,5 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
                 packages=tuple(sorted(packages, key=lambda p: (p.name, p.version))),
                 default_groups=frozenset(defaults), groups=frozenset(groups | defaults),
                 extras=frozenset(pylock.extras or ()),
-                requires_python=pylock.requires_python, support=support)
+                requires_python=pylock.requires_python, support=support,
+                unusable=tuple(unusable))

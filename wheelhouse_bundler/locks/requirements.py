@@ -2,8 +2,10 @@
 
 Every line must pin one version (`name==version`) and carry its `--hash` options: the
 hashes are the lock. File names are not recorded here, so each file is known only by
-hash until the index names it. An `--index-url` line names the source; anything pip
-would have to build or resolve is refused, naming its line.
+hash until the index names it. An `--index-url` line names the source. A line pip would
+have to build or resolve (a direct URL, no single pinned version) or that has no
+`--hash` is recorded as model.Unusable with its marker, so select refuses it, naming its
+line, only on the targets that need it; what cannot be read at all refuses the file.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError, excerpt
-from ..model import ALWAYS, Condition, Lock, LockedFile, LockedPackage, Source
+from ..model import ALWAYS, Condition, Lock, LockedFile, LockedPackage, Source, Unusable
 from ..sources import index_source
-from . import read_bytes, sha256_hex
+from . import not_an_index_wheel, read_bytes, sha256_hex
 
 _IGNORED_OPTIONS = ("--no-binary", "--only-binary", "--prefer-binary", "--trusted-host",
                     "--pre", "--find-links", "-f")
@@ -92,6 +94,7 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
         raise LockError(path, "not UTF-8 text") from exc
     sources: list[Source] = []
     packages: dict[str, LockedPackage] = {}
+    unusable: dict[str, Unusable] = {}
     for number, line in _logical_lines(text):
         spec, opts = _split_options(line)
         if not spec:
@@ -117,18 +120,9 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
             why = str(exc).splitlines()[0] if str(exc) else "invalid"
             raise LockError(path, f"not a requirement: {excerpt(spec)} "
                             f"({excerpt(why, quote=False)})", number) from exc
-        if req.url:
-            raise LockError(path, f"{req.name}: direct URL requirements are not supported",
-                            number)
-        pins = [s for s in req.specifier if s.operator in ("==", "===")]
-        if len(pins) != 1 or "*" in pins[0].version:
-            raise LockError(path, f"{req.name} is not pinned to one version (need name==X)",
-                            number)
-        try:
-            version = Version(pins[0].version)
-        except InvalidVersion as exc:
-            raise LockError(path, f"{req.name}: invalid version {excerpt(pins[0].version)}",
-                            number) from exc
+        name = canonicalize_name(req.name)
+        if name in packages or name in unusable:
+            raise LockError(path, f"{name} is listed twice", number)
         hashes = []
         for opt in opts:
             key, _, value = opt.partition("=")
@@ -138,13 +132,31 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
             if (hexdigest := sha256_hex(value)) is None:
                 raise LockError(path, f"{req.name}: {_bad_hash(value)}", number)
             hashes.append(hexdigest)
-        if not hashes and not allow_unhashed:
-            raise LockError(path, f"{req.name}=={version} has no --hash (hashes are the lock)",
-                            number)
-        name = canonicalize_name(req.name)
-        if name in packages:
-            raise LockError(path, f"{name} is listed twice", number)
         when = (Condition(marker=req.marker),) if req.marker else ALWAYS
+        pins = [s for s in req.specifier if s.operator in ("==", "===")]
+        why = None
+        if req.url:
+            why = (not_an_index_wheel(f"a direct URL ({req.url})")
+                   if not req.url.endswith(".whl") else
+                   f"is a direct URL ({req.url}), which a hashed requirements lock cannot "
+                   "bundle; publish the wheel on an index and lock that")
+        elif len(pins) != 1 or "*" in pins[0].version:
+            why = "is not pinned to one version (need name==X)"
+        if why is not None:
+            unusable[name] = Unusable(name, str(req.specifier), f"{why} ({path.name}, line "
+                                      f"{number})", when)
+            continue
+        try:
+            version = Version(pins[0].version)
+        except InvalidVersion as exc:
+            raise LockError(path, f"{req.name}: invalid version {excerpt(pins[0].version)}",
+                            number) from exc
+        if not hashes and not allow_unhashed:
+            unusable[name] = Unusable(
+                name, str(req.specifier), "has no --hash (hashes are the lock; compile it "
+                f"again with --generate-hashes, or pass --allow-unhashed) "
+                f"({path.name}, line {number})", when)
+            continue
         packages[name] = LockedPackage(
             name=name,
             version=version,
@@ -156,4 +168,5 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
         LockedPackage(p.name, p.version, p.files, p.when, p.requires_python, source)
         for p in sorted(packages.values(), key=lambda p: p.name)
     )
-    return Lock(path=path, format="requirements", sha256=digest, packages=pkgs)
+    return Lock(path=path, format="requirements", sha256=digest, packages=pkgs,
+                unusable=tuple(unusable[n] for n in sorted(unusable)))

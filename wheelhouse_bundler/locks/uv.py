@@ -13,9 +13,12 @@ default groups are `tool.uv.default-groups` of the pyproject.toml beside the loc
 
 Sources: a `registry` package comes from that index only (the registry URL is its
 Simple API base); `url` packages are fetched from their recorded wheel URL. The project
-and workspace members (`editable`, `virtual`, or listed in `[manifest] members`) are
-walked through and never bundled; `git`, `path` and `directory` packages are not wheels on
-an index, so reading them is refused with what to do instead.
+and workspace members (the `editable`/`virtual` project at ".", `virtual` packages, and
+those listed in `[manifest] members`) are walked through and never bundled. `git`,
+`path`, `directory` and other `editable` packages, direct URLs that are not wheels, a
+local (non-HTTP) index and wheels without a sha256 cannot be bundled as locked: each such
+package is recorded as model.Unusable, its node and edges kept, so select refuses it
+(with what to do instead) only on the targets whose walk reaches it.
 """
 
 from __future__ import annotations
@@ -29,18 +32,18 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..errors import LockError
-from ..model import Edge, Graph, Lock, LockedFile, LockedPackage, Source
+from ..model import Edge, Graph, Lock, LockedFile, LockedPackage, Source, Unusable
 from ..sources import check_file_url, checked_index_url, strip_credentials
-from . import read_bytes, sha256_hex
+from . import NotInstallable, no_sha256, not_an_index_wheel, read_bytes, sha256_hex
 from .tomlfile import read_toml as _toml
 
 SUPPORTED = (1,)
 MAIN = "main"
-_MEMBER_KINDS = ("editable", "virtual")
 _REFUSED = {
     "git": "a git checkout",
     "path": "a local file",
     "directory": "a local folder",
+    "editable": "an editable install",
 }
 
 Key = tuple[NormalizedName, Version]
@@ -102,8 +105,7 @@ def _files(path: Path, where: str, entry: dict[str, Any], allow_unhashed: bool
         if digest is None:
             if allow_unhashed:
                 continue
-            raise LockError(path, f"{where}: wheel {filename!r} has no sha256 hash (hashes "
-                            "are the lock; re-run `uv lock`, or pass --allow-unhashed)")
+            raise NotInstallable(no_sha256(f"wheel {filename!r}", "re-run `uv lock`"))
         files.append(LockedFile(sha256=digest, filename=filename,
                                 url=url if "url" in wheel else None,
                                 size=wheel.get("size")))
@@ -117,9 +119,9 @@ def _files(path: Path, where: str, entry: dict[str, Any], allow_unhashed: bool
     return tuple(files)
 
 
-def _source(path: Path, where: str, entry: dict[str, Any], default: Source
-            ) -> Source | None:
-    """The one index the package may come from; None for the project and its members."""
+def _source(path: Path, where: str, entry: dict[str, Any], default: Source) -> Source:
+    """The one index the package may come from (never called for the project and its
+    members); NotInstallable when the lock holds no wheel on an HTTP index for it."""
     src = entry.get("source")
     if not isinstance(src, dict) or len(src) != 1:
         raise LockError(path, f"{where}: no `source` (uv writes one for every package)")
@@ -127,22 +129,26 @@ def _source(path: Path, where: str, entry: dict[str, Any], default: Source
     if kind == "registry":
         url = str(value)
         if not url.startswith(("http://", "https://")):
-            raise LockError(path, f"{where}: comes from the local index {url!r}; bundle "
-                            "from an HTTP index (pass it to `uv lock --index-url`)")
+            raise NotInstallable(f"comes from the local index {url!r}; bundle from an HTTP "
+                                 "index (pass it to `uv lock --index-url`)")
         url = checked_index_url(url, f"{path}: {where}: source registry")
         # The URL names the source in messages: never with the user info it may hold.
         return Source(strip_credentials(url), url)
     if kind == "url":
         if not entry.get("wheels"):
-            raise LockError(path, f"{where}: a direct URL that is not a wheel ({value}); "
-                            "build it into a wheel, publish it on an index and lock that")
+            raise NotInstallable(not_an_index_wheel(
+                f"a direct URL that is not a wheel ({value})"))
         return default
-    if kind in _MEMBER_KINDS:
-        return None
     what = _REFUSED.get(kind, f"a {kind!r} source")
-    raise LockError(path, f"{where}: comes from {what}, not a wheel on an index; build it "
-                    "into a wheel, publish it on an index and lock that (or bundle your own "
-                    "project's wheel with --dist)")
+    raise NotInstallable(not_an_index_wheel(f"{what} ({value})"))
+
+
+def _is_member(name: NormalizedName, src: object, members: set[NormalizedName]) -> bool:
+    """The user's own code, walked through and never bundled: a `[manifest]` member, the
+    project at "." (editable or virtual), or a virtual package (nothing to install)."""
+    if name in members:
+        return True
+    return isinstance(src, dict) and ("virtual" in src or src.get("editable") == ".")
 
 
 def _default_groups(lock_path: Path, groups: set[str]) -> frozenset[str]:
@@ -187,6 +193,7 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
         versions.setdefault(name, []).append(ver)
 
     packages: list[LockedPackage] = []
+    unusable: list[Unusable] = []
     roots: list[tuple[Key, dict[str, Any]]] = []
     member_keys: set[Key] = set()
     deps: dict[Key, dict[str | None, tuple[Edge, ...]]] = {}
@@ -197,16 +204,20 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
             node[canonicalize_name(extra)] = _edges(path, f"{where}[{extra}]", items, versions)
         deps[key] = node
         src = entry.get("source")
-        if key[0] in members or (isinstance(src, dict) and src.keys() & set(_MEMBER_KINDS)):
+        if _is_member(key[0], src, members):
             member_keys.add(key)  # the user's own code: walked through, never bundled
             if isinstance(src, dict) and "." in (src.get("editable"), src.get("virtual")):
                 roots.append((key, entry))
             continue
-        source = _source(path, where, entry, default)
-        assert source is not None
-        packages.append(LockedPackage(
-            name=key[0], version=key[1], files=_files(path, where, entry, allow_unhashed),
-            requires_python=None, source=source))
+        try:
+            source = _source(path, where, entry, default)
+            files = _files(path, where, entry, allow_unhashed)
+        except NotInstallable as exc:
+            # str(Version): the text select matches against the nodes the walk reaches
+            unusable.append(Unusable(key[0], str(key[1]), str(exc)))
+            continue
+        packages.append(LockedPackage(name=key[0], version=key[1], files=files,
+                                      requires_python=None, source=source))
     if not roots:  # a workspace without a root project: every member is a root
         roots = [(key, entry) for key, _, entry in keyed if key in member_keys]
 
@@ -229,7 +240,8 @@ def parse(path: Path, *, default: Source, allow_unhashed: bool = False) -> Lock:
                 packages=tuple(sorted(packages, key=lambda p: (p.name, p.version))),
                 default_groups=_default_groups(path, set(groups)),
                 groups=frozenset({MAIN, *groups}), extras=frozenset(extras),
-                requires_python=_specifier(doc.get("requires-python")), graph=graph)
+                requires_python=_specifier(doc.get("requires-python")), graph=graph,
+                unusable=tuple(unusable))
 
 
 def _specifier(text: object) -> SpecifierSet | None:
