@@ -18,11 +18,14 @@ HASH = "a" * 64
 
 
 def uv_lock(folder: Path) -> Path:
-    """A uv.lock whose wheel has its URL: export needs no index."""
+    """A uv.lock (the project and the wheel it needs) whose wheel has its URL: export
+    needs no index."""
     folder.mkdir(parents=True, exist_ok=True)
     lock = folder / "uv.lock"
     lock.write_text(
-        'version = 1\nrequires-python = ">=3.8"\n\n[[package]]\nname = "alpha"\n'
+        'version = 1\nrequires-python = ">=3.8"\n\n'
+        '[[package]]\nname = "app"\nversion = "0.1.0"\nsource = { editable = "." }\n'
+        'dependencies = [{ name = "alpha" }]\n\n[[package]]\nname = "alpha"\n'
         'version = "1.0"\nsource = { registry = "http://127.0.0.1:9/simple" }\nwheels = [\n'
         '    { url = "http://127.0.0.1:9/alpha-1.0-py3-none-any.whl", '
         f'hash = "sha256:{HASH}" }},\n]\n')

@@ -108,7 +108,7 @@ def test_an_empty_requirements_file_is_refused(index_server, tmp_path, clean_env
 
 def test_download_makes_its_folder_only_for_wheels(reqs, index_server, tmp_path) -> None:
     bad = tmp_path / "bad.txt"
-    bad.write_text("alpha\n")  # not pinned: refused when read
+    bad.write_text("alpha==1.0 --frob\n")  # an unknown option: the file is refused
     dest = tmp_path / "new" / "wheels"
     done = run_cli("download", bad, "-d", dest, "--index-url", index_server.url)
     assert "alpha" in one_error_line(done, 2)
