@@ -65,6 +65,11 @@ def healthy_wheels(dest: Path) -> list[Path]:
             "toolkit_helpers.py": b"import not_required_anywhere\n",
             "toolkit-1.0.dist-info/top_level.txt":
                 b"toolkit\ntoolkit_helpers\ntoolkit_server\n"}),
+        # Two roots that cannot share one process in this order (as pip's distutils shim
+        # and setuptools on 3.11): toolbox fails after distshim, and loads on its own.
+        build_wheel(dest, "distshim", "1.0", extra_files={
+            "distshim/__init__.py": b"import sys\nsys.modules.setdefault('toolbox', None)\n"}),
+        build_wheel(dest, "toolbox", "1.0"),
         # A root whose own code loads and then wants configuration: a warning, not a refusal.
         build_wheel(dest, "configapp", "1.0", extra_files={
             "configapp/__init__.py": b"import os\nos.environ['CONFIGAPP_SETTINGS']\n"}),
@@ -112,9 +117,13 @@ def test_healthy_installs_of_odd_shapes_pass_the_default_check(built, tmp_path: 
     report = json.loads(done.stdout)
     # Each root loads through its real module; dependencies (settingsfw) are left to their
     # roots; names that top_level.txt lists but no file backs (_sodium, images) are skipped.
-    assert sorted(report["imported"]) == ["acme.alpha", "acme.beta", "picturebook", "saltbox",
-                                          "toolkit", "webapp"]
+    assert sorted(report["imported"]) == ["acme.alpha", "acme.beta", "distshim",
+                                          "picturebook", "saltbox", "toolbox", "toolkit",
+                                          "webapp"]
     assert report["warnings"] == [
+        "warning: import toolbox raised ModuleNotFoundError: import of toolbox halted; None "
+        "in sys.modules after the other roots were loaded, and loads on its own (packages "
+        "that do not share one process); not counted as a failure",
         "warning: import configapp raised KeyError: 'CONFIGAPP_SETTINGS' (it loaded, but "
         "wants configuration this shell lacks; not counted as a failure)"]
     assert set(installed(venv)) >= {"pysaltbox", "fontdata", "pathhook", "clitool",
