@@ -110,6 +110,7 @@ class Edge:
     marker: Marker | None = None
     extras: frozenset[str] = frozenset()
     version: Version | None = None
+    for_extra: str = ""  # `extra` while evaluating `marker` (poetry: the dependent's extra)
 
 
 @dataclass(frozen=True)

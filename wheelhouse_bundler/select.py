@@ -116,7 +116,8 @@ def walk(graph: Graph, target: Target, groups: Collection[str], extras: Collecti
 
     def follow(edges: Iterable[Edge]) -> None:
         for edge in edges:
-            if edge.marker is not None and not edge.marker.evaluate(env):  # type: ignore[arg-type]
+            if edge.marker is not None and not edge.marker.evaluate(
+                    {**env, "extra": edge.for_extra} if edge.for_extra else env):  # type: ignore[arg-type]
                 continue
             versions = [edge.version] if edge.version else by_name.get(edge.name, [])
             for version in versions:

@@ -245,43 +245,11 @@ def _constraint(text: object) -> SpecifierSet | None:
         return None
 
 
-def _bind_extra(items: list[Any], extra: str | None) -> str | bool:
-    """A marker's text with every `extra` comparison decided for `extra` (None: no extra);
-    True/False when that decides the whole marker.
+def _edge_marker(path: Path, where: str, spec: dict[str, Any]) -> Marker | None:
+    """The marker under which a dependency applies, `python` and `platform` folded in.
 
-    Edges of a package's extra carry `extra == "x"` in the lock; the walk is on the
-    installing environment, where `extra` has no value, so the term is settled here."""
-    terms: list[list[str | bool]] = [[]]
-    for item in items:
-        if item == "or":
-            terms.append([])
-        elif item == "and":
-            continue
-        elif isinstance(item, list):
-            inner = _bind_extra(item, extra)
-            terms[-1].append(inner if isinstance(inner, bool) else f"({inner})")
-        elif "extra" in (str(item[0]), str(item[2])):
-            lhs, op, rhs = item
-            wanted = canonicalize_name(str(rhs if str(lhs) == "extra" else lhs))
-            have = canonicalize_name(extra) if extra else ""
-            terms[-1].append((have == wanted) == (str(op) == "=="))
-        else:
-            terms[-1].append(" ".join(node.serialize() for node in item))
-    kept = []
-    for term in terms:
-        if any(x is False for x in term):
-            continue
-        rest = [str(x) for x in term if x is not True]
-        if not rest:
-            return True
-        kept.append(" and ".join(rest))
-    return " or ".join(kept) if kept else False
-
-
-def _edge_marker(path: Path, where: str, spec: dict[str, Any], extra: str | None
-                 ) -> Marker | bool | None:
-    """The marker under which a dependency applies, `python` and `platform` folded in;
-    False when it never does with `extra`."""
+    Edges of a package's extra carry `extra == "x"` in the lock; the walk evaluates them
+    with that extra (Edge.for_extra), since the installing environment has none."""
     texts = []
     if spec.get("markers"):
         texts.append(str(spec["markers"]))
@@ -292,11 +260,7 @@ def _edge_marker(path: Path, where: str, spec: dict[str, Any], extra: str | None
         texts.append(f'sys_platform == "{spec["platform"]}"')
     if not texts:
         return None
-    marker = _marker(path, where, " and ".join(f"({m})" for m in texts))
-    bound = _bind_extra(list(marker._markers), extra)
-    if isinstance(bound, bool):
-        return None if bound else False
-    return _marker(path, where, bound)
+    return _marker(path, where, " and ".join(f"({m})" for m in texts))
 
 
 def _specs(path: Path, where: str, value: object) -> list[dict[str, Any]]:
@@ -322,9 +286,7 @@ def _edges_for(path: Path, where: str, name: str, value: object, extra: str | No
     for spec in _specs(path, where, value):
         if optional is not None and bool(spec.get("optional", False)) != optional:
             continue
-        marker = _edge_marker(path, where, spec, extra)
-        if marker is False:
-            continue
+        marker = _edge_marker(path, where, spec)
         extras = frozenset(canonicalize_name(str(x)) for x in spec.get("extras", []))
         allowed = _constraint(spec.get("version"))
         keys = [k for k in candidates
@@ -332,11 +294,12 @@ def _edges_for(path: Path, where: str, name: str, value: object, extra: str | No
         for key in keys:
             m = marker
             if len(keys) > 1 and python.get(key):  # several versions: each its Python
-                region = " and ".join(f'python_full_version {s.operator} "{s.version}"'
-                                      for s in SpecifierSet(python[key] or ""))
-                m = Marker(f"({m}) and ({region})" if m is not None else region)
-            edges.append(Edge(name=dep, marker=m if isinstance(m, Marker) else None,
-                              extras=extras, version=key[1] if len(candidates) > 1 else None))
+                region = Marker(" and ".join(f'python_full_version {s.operator} "{s.version}"'
+                                             for s in SpecifierSet(python[key] or "")))
+                m = m & region if m is not None else region
+            edges.append(Edge(name=dep, marker=m, extras=extras,
+                              version=key[1] if len(candidates) > 1 else None,
+                              for_extra=canonicalize_name(extra) if extra else ""))
     return edges
 
 
