@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,13 @@ from locktext import Pin, poetry_lock, pyproject
 
 from wheelhouse_bundler.cli import main
 from wheelhouse_bundler.model import Source
-from wheelhouse_bundler.sources import credentials_for, redact, strip_credentials
+from wheelhouse_bundler.sources import (
+    credentials_for,
+    default_source,
+    pip_default_index,
+    redact,
+    strip_credentials,
+)
 
 
 def cli(*args: object) -> int:
@@ -116,3 +125,24 @@ def test_netrc_credentials(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("NETRC", str(netrc))
     src = Source("corp", "http://127.0.0.1:9/simple/")
     assert credentials_for(src, "http://127.0.0.1:9/simple/x/") == ("nina", "n3trc")
+
+
+def test_pips_default_index_is_what_pip_itself_says(clean_environ) -> None:
+    """The default comes through sources._from_pip (pip's internals): checked against
+    pip's own help text, so a move inside pip shows up here and not as a wrong index."""
+    text = subprocess.run([sys.executable, "-m", "pip", "download", "--help"],
+                          capture_output=True, text=True, check=True).stdout
+    said = re.search(r"\(default\s+(\S+?)\)", " ".join(text.split()))
+    assert said is not None
+    assert pip_default_index().rstrip("/") == said.group(1).rstrip("/")
+
+
+def test_pips_configuration_precedence_is_pips(tmp_path, monkeypatch, clean_environ) -> None:
+    """`download.index-url` beats `global.index-url`, as for `pip download` itself."""
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nindex-url = http://127.0.0.1:9/global/\n"
+                    "[download]\nindex-url = http://127.0.0.1:9/download/\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    assert default_source().url == "http://127.0.0.1:9/download/"
+    conf.write_text("[global]\nindex-url = http://127.0.0.1:9/global/\n")
+    assert default_source().url == "http://127.0.0.1:9/global/"

@@ -13,6 +13,7 @@ import netrc
 import os
 import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .errors import UsageError
@@ -155,23 +156,13 @@ def check_not_in_argv(url: str, option: str) -> None:
         )
 
 
-def pip_configured_index() -> str | None:
-    """pip's index-url as pip itself resolves it (env, config files), or None if unset."""
-    found = _pip_configured_index()
-    return found[0] if found else None
-
-
 def _pip_configured_index() -> tuple[str, str] | None:
     """pip's index-url and where it was set (for an error about a bad one)."""
     env = os.environ.get("PIP_INDEX_URL")
     if env:
         return env.split()[0], "PIP_INDEX_URL"
-    try:
-        from pip._internal.configuration import Configuration  # type: ignore[import-not-found]
-
-        config = Configuration(isolated=False)
-        config.load()
-    except Exception:  # pip absent or its internals moved: fall back to its default
+    config = _from_pip("configuration")
+    if config is None:
         return None
     # pip's own precedence for `pip download`: environment, command section, global.
     for key in (":env:.index-url", "download.index-url", "install.index-url",
@@ -187,14 +178,32 @@ def _pip_configured_index() -> tuple[str, str] | None:
 
 def pip_default_index() -> str:
     """The index pip uses when nothing is configured; we ask pip rather than name a host."""
+    url = _from_pip("default index")
+    if url is None:
+        raise UsageError(
+            "no package index configured and pip's default could not be read: pass --index-url")
+    return str(url)
+
+
+def _from_pip(what: str) -> Any:
+    """The one door into pip's internals (`pip._internal`), for the two things pip offers
+    no public API for: its loaded configuration (its files and their precedence: reading
+    the files ourselves would be a second copy that drifts from pip's) and its default
+    index (which this project must not name). None when pip is absent or its internals
+    moved; the callers then fall back or say what to pass. tests/test_sources.py checks
+    both against pip's own command line, so a move shows up there first."""
     try:
+        if what == "configuration":
+            from pip._internal.configuration import Configuration  # type: ignore[import-not-found]
+
+            config = Configuration(isolated=False)
+            config.load()
+            return config
         from pip._internal.models.index import PyPI  # type: ignore[import-not-found]
 
-        return str(PyPI.simple_url)
-    except Exception as exc:
-        raise UsageError(
-            "no package index configured and pip's default could not be read: pass --index-url"
-        ) from exc
+        return PyPI.simple_url
+    except Exception:
+        return None
 
 
 def default_source(index_url: str | None = None) -> Source:
