@@ -65,6 +65,9 @@ class Project:
     domain: str = ""
     expect: str = "ok"
     why: str = ""
+    known: tuple[tuple[str, str], ...] = ()
+    """(lock tool, target) pairs whose refusal is correct, e.g. a host-resolved lock
+    holding a package that has no wheel for that target."""
 
 
 @dataclass
@@ -86,6 +89,7 @@ class Result:
     project: str
     locker: str
     expect: str
+    known: list[str] = field(default_factory=list)  # targets whose refusal is expected
     seconds: float = 0.0
     lock: Outcome = field(default_factory=lambda: Outcome(SKIP))
     bundle: Outcome = field(default_factory=lambda: Outcome(SKIP))
@@ -95,17 +99,31 @@ class Result:
     pip: dict[str, Outcome] = field(default_factory=dict)
 
     def failures(self) -> list[tuple[str, str, Outcome]]:
-        """(stage, target, outcome) for every stage that did not succeed."""
-        out = [(stage, "", o) for stage, o in (("lock", self.lock), ("bundle", self.bundle),
-                                               ("install", self.install),
-                                               ("import", self.imports)) if o.failed]
-        out += [("bundle", t, o) for t, o in self.targets.items() if o.failed]
+        """(stage, target, outcome) for every stage that did not succeed.
+
+        The multi-target bundle's refusal counts only when no single target explains it.
+        """
+        per_target = [("bundle", t, o) for t, o in self.targets.items()
+                      if o.failed and not (t in self.known and o.status.startswith("refused"))]
+        explained = per_target or any(t in self.known for t in self.targets)
+        whole = [("bundle", "all", self.bundle)] if self.bundle.failed and not explained \
+            else []
+        out = [("lock", "", self.lock)] if self.lock.failed else []
+        out += whole + per_target
+        out += [(stage, "host", o) for stage, o in (("install", self.install),
+                                                    ("import", self.imports)) if o.failed]
         out += [("pip-compare", t, o) for t, o in self.pip.items() if o.failed]
+        if self.expect == "refused" and not self.bundle.failed and not self.lock.failed:
+            out.append(("bundle", "all", Outcome("expected a refusal (only an sdist), but "
+                                                 "the bundle was built")))
         return out
 
     @property
     def verdict(self) -> str:
         """ok, refused as expected, or FAIL (anything the corpus should not see)."""
+        if self.failures() == [] and any(self.targets.get(t, Outcome(OK)).failed
+                                         for t in self.known):
+            return "ok, known refusal"
         if self.expect == "refused":
             refused = self.bundle.failed and "no usable wheel" in self.bundle.status
             return "refused as expected" if refused and not self.lock.failed else "FAIL"
@@ -230,7 +248,8 @@ class Bundled:
 
 
 def bundle(lockfile: Path, targets: Sequence[str], out: Path, env: dict[str, str],
-           cache: Path, log: Path) -> tuple[Outcome, Bundled | None, list[dict[str, str]]]:
+           cache: Path, log: Path, host_name: str
+           ) -> tuple[Outcome, Bundled | None, list[dict[str, str]]]:
     """One `bundle` run; on a refusal also the refusal table's rows (pin, target, reason)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [*TOOL, "bundle", str(lockfile), "-o", str(out), "--cache-dir", str(cache), "--json"]
@@ -242,11 +261,12 @@ def bundle(lockfile: Path, targets: Sequence[str], out: Path, env: dict[str, str
         return Outcome(error_line(ran)), None, gaps
     try:
         built = json.loads(ran.out)
-        names = list(built["targets"])
-    except (ValueError, KeyError) as exc:
+    except ValueError as exc:
         return Outcome(f"bundle --json printed no summary: {exc}"), None, []
-    # Targets come back in the order asked, `host` under its concrete name.
-    spec_of = dict(zip(names, targets, strict=False))
+    # A spec names its own target; `host` comes back under its concrete name.
+    spec_of = {t: t for t in targets if t != "host"}
+    if "host" in targets:
+        spec_of[host_name] = "host"
     picks = read_picks(out, spec_of)
     return Outcome(OK, f"{built.get('files')} files, {built.get('bytes', 0) / 1e6:.1f} MB"), \
         Bundled(out, picks), []
@@ -329,8 +349,30 @@ def pip_platform_args(target: str) -> list[str]:
     if not m:
         raise ValueError(f"cannot map target {target!r} to pip options")
     minor = m["minor"]
-    return ["--platform", m["platform"], "--python-version", f"3.{minor}",
-            "--implementation", "cp", "--abi", f"cp3{minor}"]
+    platforms = [f"--platform={p}" for p in pip_platforms(m["platform"])]
+    return [*platforms, "--python-version", f"3.{minor}", "--implementation", "cp",
+            "--abi", f"cp3{minor}"]
+
+
+_LEGACY = {5: "manylinux1", 12: "manylinux2010", 17: "manylinux2014"}
+
+
+def pip_platforms(platform: str) -> list[str]:
+    """The --platform values that make pip accept what a machine of that platform would.
+
+    pip expands a macOS platform to the older releases itself, but takes a
+    manylinux_2_X platform literally; a glibc 2.X machine runs every older manylinux too.
+    """
+    m = re.match(r"^manylinux_2_(?P<minor>\d+)_(?P<arch>.+)$", platform)
+    if not m:
+        return [platform]
+    arch = m["arch"]
+    out = []
+    for minor in range(int(m["minor"]), (5 if arch in ("x86_64", "i686") else 17) - 1, -1):
+        out.append(f"manylinux_2_{minor}_{arch}")
+        if minor in _LEGACY:
+            out.append(f"{_LEGACY[minor]}_{arch}")
+    return out
 
 
 def marker_env(target: str) -> dict[str, str] | None:
@@ -481,7 +523,8 @@ def _pin_name(pin: str) -> str:
 def run_project(project: Project, locker: str, targets: Sequence[str], env: dict[str, str],
                 relock: bool, host_name: str, compare_pip: bool) -> Result:
     start = time.monotonic()
-    result = Result(project.name, locker, project.expect)
+    result = Result(project.name, locker, project.expect,
+                    [t for lk, t in project.known if lk == locker])
     folder = WORK / "projects" / project.name / locker
     out = folder / "out"
     if out.exists():
@@ -497,7 +540,8 @@ def run_project(project: Project, locker: str, targets: Sequence[str], env: dict
 
     # One bundle for every target, as a user would make it; if it is refused, each target
     # alone, so that a foreign target's refusal cannot hide how the host fares.
-    result.bundle, whole, gaps = bundle(lockfile, targets, out / "all.tar", env, cache, log)
+    result.bundle, whole, gaps = bundle(lockfile, targets, out / "all.tar", env, cache, log,
+                                       host_name)
     per_target: dict[str, Bundled | None] = {}
     if whole is not None:
         for t in targets:
@@ -505,8 +549,9 @@ def run_project(project: Project, locker: str, targets: Sequence[str], env: dict
             per_target[t] = Bundled(whole.path, {t: whole.picks.get(t, {})})
     else:
         for t in targets:
-            got, one, one_gaps = (bundle(lockfile, [t], out / f"{_safe(t)}.tar", env, cache, log)
-                                  if len(targets) > 1 else (result.bundle, None, gaps))
+            got, one, one_gaps = (
+                bundle(lockfile, [t], out / f"{_safe(t)}.tar", env, cache, log, host_name)
+                if len(targets) > 1 else (result.bundle, None, gaps))
             said = refusal_cell(one_gaps or gaps, t, host_name)
             result.targets[t] = Outcome(OK, got.detail) if got.status == OK else \
                 Outcome(said or got.status, got.status)
@@ -591,7 +636,7 @@ def markdown_table(results: list[Result], targets: Sequence[str]) -> str:
 
 
 def total_line(results: list[Result]) -> str:
-    ok = sum(r.verdict == OK for r in results)
+    ok = sum(r.verdict in (OK, "ok, known refusal") for r in results)
     refused = sum(r.verdict == "refused as expected" for r in results)
     failed = len(results) - ok - refused
     stages = sum(len(r.failures()) for r in results if r.verdict == "FAIL")
@@ -618,7 +663,9 @@ def load_projects(path: Path) -> list[Project]:
     doc = tomllib.loads(path.read_text())
     return [Project(name=p["name"], requires=tuple(p["requires"]),
                     imports=tuple(p.get("imports", ())), domain=p.get("domain", ""),
-                    expect=p.get("expect", "ok"), why=p.get("why", ""))
+                    expect=p.get("expect", "ok"), why=p.get("why", ""),
+                    known=tuple((k.split(":", 1)[0], k.split(":", 1)[1])
+                                for k in p.get("known", {})))
             for p in doc["project"]]
 
 
