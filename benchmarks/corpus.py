@@ -306,7 +306,8 @@ def refusal_cell(gaps: Iterable[dict[str, str]], target: str, host_name: str) ->
 # ---- install and import
 
 
-def install(bundle_path: Path, venv: Path, env: dict[str, str], log: Path) -> Outcome:
+def install(bundle_path: Path, venv: Path, env: dict[str, str], log: Path,
+            smoke: bool = True) -> Outcome:
     """Offline install of the host bundle: no network at all (unshare -n), smoke on."""
     for old in (venv, venv.with_name(venv.name + ".releases")):
         if old.is_symlink() or old.is_file():
@@ -314,6 +315,8 @@ def install(bundle_path: Path, venv: Path, env: dict[str, str], log: Path) -> Ou
         elif old.exists():
             shutil.rmtree(old)
     cmd = [*TOOL, "install", str(bundle_path), "--venv", str(venv), "--json"]
+    if not smoke:
+        cmd.append("--no-smoke")
     env = dict(env)
     if shutil.which("unshare") and run(["unshare", "-n", "true"], env, 30).ok:
         cmd = ["unshare", "-n", *cmd]
@@ -521,7 +524,8 @@ def _pin_name(pin: str) -> str:
 
 
 def run_project(project: Project, locker: str, targets: Sequence[str], env: dict[str, str],
-                relock: bool, host_name: str, compare_pip: bool) -> Result:
+                relock: bool, host_name: str, compare_pip: bool, smoke: bool = True
+                ) -> Result:
     start = time.monotonic()
     result = Result(project.name, locker, project.expect,
                     [t for lk, t in project.known if lk == locker])
@@ -560,7 +564,7 @@ def run_project(project: Project, locker: str, targets: Sequence[str], env: dict
     host = per_target.get("host")
     if host is not None:
         venv = out / "venv"
-        result.install = install(host.path, venv, env, log)
+        result.install = install(host.path, venv, env, log, smoke)
         if not result.install.failed:
             result.imports = check_imports(project, venv, env, log)
     elif "host" in targets:
@@ -701,6 +705,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index-url", help="default: pip's configuration, else pip's default")
     parser.add_argument("--relock", action="store_true", help="lock again, ignoring .corpus/")
     parser.add_argument("--no-pip", action="store_true", help="skip the pip comparison")
+    parser.add_argument("--no-smoke", action="store_true",
+                        help="install without the tool's smoke imports (the roots are still "
+                             "imported)")
     parser.add_argument("--projects", type=Path, default=DATA, help="the data file")
     parser.add_argument("--save-json", type=Path, metavar="FILE",
                         help="also write the JSON results to FILE")
@@ -733,7 +740,7 @@ def main(argv: list[str] | None = None) -> int:
         project, locker = job
         try:
             r = run_project(project, locker, args.targets, env, args.relock, host_name,
-                            not args.no_pip)
+                            not args.no_pip, not args.no_smoke)
         except Exception as exc:  # a bug here must not stop the other projects
             r = Result(project.name, locker, project.expect)
             r.lock = Outcome(f"corpus script error: {type(exc).__name__}: {exc}")
