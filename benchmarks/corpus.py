@@ -53,6 +53,8 @@ SKIP = "-"
 _SPEC = re.compile(r"^cp3(?P<minor>\d+)-(?P<platform>.+)$")
 _GAP = re.compile(r"^\s+(?P<pin>\S+==\S+) on (?P<target>\S+): (?P<reason>.*)$")
 _PRINT_LOCK = threading.Lock()
+_TOOL_PREFIX = re.compile(r"^wheelhouse-bundler: (\w+ )?error: ")
+"""Said in every cell of the table; the failure list and the JSON keep whole lines."""
 
 
 @dataclass(frozen=True)
@@ -617,7 +619,9 @@ def cells(r: Result, targets: Sequence[str], width: int) -> list[str]:
     def c(o: Outcome | None) -> str:
         if o is None:
             return SKIP
-        return o.status if o.status in (OK, SKIP) else shorten(o.status, width)
+        if o.status in (OK, SKIP):
+            return o.status
+        return shorten(_TOOL_PREFIX.sub("", o.status), width)
 
     return [r.project, r.locker, c(r.lock), *[c(r.targets.get(t)) for t in targets],
             c(r.install), c(r.imports), *[c(r.pip.get(t)) for t in targets], r.verdict]
@@ -634,7 +638,7 @@ def markdown_table(results: list[Result], targets: Sequence[str]) -> str:
     head = columns(targets)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
-        row = [v.replace("|", "\\|") for v in cells(r, targets, 48)]
+        row = [v.replace("|", "\\|") for v in cells(r, targets, 64)]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -661,6 +665,19 @@ def failure_lines(results: list[Result]) -> list[str]:
 
 
 # ---- entry point
+
+
+def load_results(path: Path) -> tuple[list[str], list[Result]]:
+    """A run saved with --save-json, to print again (e.g. --markdown) without running."""
+    doc = json.loads(path.read_text())
+    results = []
+    for r in doc["results"]:
+        o = {k: Outcome(**r[k]) for k in ("lock", "bundle", "install", "imports")}
+        results.append(Result(
+            r["project"], r["locker"], r["expect"], r.get("known", []), r["seconds"], **o,
+            targets={t: Outcome(**v) for t, v in r["targets"].items()},
+            pip={t: Outcome(**v) for t, v in r["pip"].items()}))
+    return list(doc["targets"]), results
 
 
 def load_projects(path: Path) -> list[Project]:
@@ -711,11 +728,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--projects", type=Path, default=DATA, help="the data file")
     parser.add_argument("--save-json", type=Path, metavar="FILE",
                         help="also write the JSON results to FILE")
+    parser.add_argument("--from-json", type=Path, metavar="FILE",
+                        help="print a run saved with --save-json instead of running")
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the results as JSON")
     out.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = parser.parse_args(argv)
 
+    if args.from_json:
+        targets, saved = load_results(args.from_json)
+        print(markdown_table(saved, targets) if args.markdown else text_table(saved, targets))
+        print(("\n" if args.markdown else "") + total_line(saved))
+        return 0
     projects = load_projects(args.projects)
     if args.only:
         unknown = sorted(set(args.only) - {p.name for p in projects})
