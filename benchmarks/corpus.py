@@ -107,7 +107,8 @@ class Result:
         """
         per_target = [("bundle", t, o) for t, o in self.targets.items()
                       if o.failed and not (t in self.known and o.status.startswith("refused"))]
-        explained = per_target or any(t in self.known for t in self.targets)
+        explained = per_target or any(t in self.known and o.failed
+                                      for t, o in self.targets.items())
         whole = [("bundle", "all", self.bundle)] if self.bundle.failed and not explained \
             else []
         out = [("lock", "", self.lock)] if self.lock.failed else []
@@ -128,7 +129,8 @@ class Result:
             return "ok, known refusal"
         if self.expect == "refused":
             refused = self.bundle.failed and "no usable wheel" in self.bundle.status
-            return "refused as expected" if refused and not self.lock.failed else "FAIL"
+            others = self.lock.failed or any(o.failed for o in self.pip.values())
+            return "refused as expected" if refused and not others else "FAIL"
         return "FAIL" if self.failures() else OK
 
 
