@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
-from .errors import BundlerError, UsageError, printable, printable_lines
+from .errors import BundlerError, UsageError, printable, printable_lines, set_warning_sink
 
 app = typer.Typer(
     name="wheelhouse-bundler",
@@ -206,7 +206,7 @@ class _Bar:
             with self._lock:
                 self._bar.update(nbytes)
 
-    def finished(self, fetched: Any) -> None:
+    def finished(self) -> None:
         if self._bar is not None:
             with self._lock:
                 self._files += 1
@@ -844,6 +844,7 @@ def _usage_line(exc: Exception) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, mapping every expected failure to one line and a code."""
     args = sys.argv[1:] if argv is None else argv
+    set_warning_sink(_Out.info)
     try:
         result = _app_for(args)(args=args, prog_name="wheelhouse-bundler",
                                 standalone_mode=False)

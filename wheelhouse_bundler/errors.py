@@ -7,6 +7,26 @@ user's mistake never surfaces as a traceback and scripts can branch on the code.
 from __future__ import annotations
 
 import errno
+import sys
+from collections.abc import Callable
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+_warning_sink: list[Callable[[str], None]] = [_to_stderr]
+
+
+def warn(message: str) -> None:
+    """A warning from deep inside (a lock reader): not an error, but the user should see
+    it. It goes through the CLI's one output path (set_warning_sink), so `-q` and `--json`
+    silence it like every other human line, and it is escaped like them."""
+    _warning_sink[0](printable(f"warning: {message}"))
+
+
+def set_warning_sink(sink: Callable[[str], None]) -> None:
+    _warning_sink[0] = sink
 
 
 def excerpt(text: object, limit: int = 80, *, quote: bool = True) -> str:

@@ -49,14 +49,14 @@ class FetchSummary:
 
 class Progress(Protocol):
     def advance(self, nbytes: int) -> None: ...
-    def finished(self, fetched: Fetched) -> None: ...
+    def finished(self) -> None: ...  # one more file is in the cache
 
 
 class _Silent:
     def advance(self, nbytes: int) -> None:
         pass
 
-    def finished(self, fetched: Fetched) -> None:
+    def finished(self) -> None:
         pass
 
 
@@ -72,7 +72,7 @@ def fetch_one(client: LazyClient, cache: Cache, file: LockedFile, source: Source
               stop: threading.Event | None = None) -> Fetched:
     if (hit := cache.get(file.sha256)) is not None:
         fetched = Fetched(file, hit, hit.stat().st_size, True)
-        progress.finished(fetched)
+        progress.finished()
         return fetched
     if not file.url and locate is not None:
         file = locate(file)  # in the worker, so index pages overlap other transfers
@@ -84,7 +84,7 @@ def fetch_one(client: LazyClient, cache: Cache, file: LockedFile, source: Source
     else:
         size = _download_retrying(client, cache, file, source, label, progress, stop)
     fetched = Fetched(file, cache.path(file.sha256), size, False)
-    progress.finished(fetched)
+    progress.finished()
     return fetched
 
 

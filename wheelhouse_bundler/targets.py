@@ -574,7 +574,3 @@ def resolve(specs: Iterable[str], files: Iterable[Path] = (), project: Path | No
             continue
         found[target.name] = (target, origin)
     return [found[name][0] for name in sorted(found)]
-
-
-def current_python_is(python: str | None) -> bool:
-    return python is None or python == sys.executable

@@ -74,17 +74,8 @@ def load(path: Path, *, fmt: str | None = None, default: Source, allow_unhashed:
     fmt = fmt or detect_format(lock_path)
     if fmt not in READERS:
         raise UsageError(f"unknown lock format {fmt!r} (known: {', '.join(FORMATS)})")
-    module = f"{__name__}.{READERS[fmt]}"
-    try:
-        reader = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        raise UsageError(f"{lock_path}: the {fmt} format is not supported yet") from exc
-    if allow_unhashed:
-        lock = reader.parse(lock_path, default=default, allow_unhashed=True)
-    else:
-        lock = reader.parse(lock_path, default=default)
+    reader = importlib.import_module(f"{__name__}.{READERS[fmt]}")
+    lock = reader.parse(lock_path, default=default, allow_unhashed=allow_unhashed)
     _check_names(lock)
     return lock
 

@@ -20,7 +20,6 @@ only is fetched by its sha256 from the package's index.
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from packaging.pylock import Package, Pylock, PylockValidationError
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from ..errors import LockError
+from ..errors import LockError, warn
 from ..model import Condition, Lock, LockedFile, LockedPackage, Source, Support, Unusable
 from ..sources import check_file_url, checked_index_url, strip_credentials
 from . import not_an_index_wheel, read_bytes
@@ -39,7 +38,6 @@ READ = "1.0"  # the lock-version we read; other 1.x minors are read with a warni
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _HEADER = re.compile(rb"^[ \t]*\[\[[ \t]*packages[ \t]*\]\]", re.M)
 _CONTEXT = re.compile(r"^packages\[(\d+)\]")
-_log = logging.getLogger(__name__)
 
 
 def _package_lines(data: bytes) -> list[int]:
@@ -74,8 +72,7 @@ def _check_version(path: Path, doc: dict[str, Any]) -> dict[str, Any]:
         raise LockError(path, f"lock-version {raw!r} is not read (this tool reads "
                         f"lock-version {READ}, and later 1.x with a warning)")
     if version > Version(READ):
-        _log.warning("%s: lock-version %s is newer than %s; reading it as %s", path, raw,
-                     READ, READ)
+        warn(f"{path}: lock-version {raw} is newer than {READ}; reading it as {READ}")
         doc = {**doc, "lock-version": READ}  # packaging would warn a second time
     return doc
 
