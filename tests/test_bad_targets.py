@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from clirun import run_cli
 
-from wheelhouse_bundler import probe
+from wheelhouse_bundler.standalone import probe
 
 HASH = "a" * 64
 NO_INDEX = "http://127.0.0.1:9/simple/"

@@ -13,8 +13,8 @@ import pytest
 import venvs
 from locktext import Pin, hashed_requirements
 
-from wheelhouse_bundler import bootstrap
 from wheelhouse_bundler.cli import main
+from wheelhouse_bundler.standalone import bootstrap
 
 PY38 = sorted(glob.glob(os.path.expanduser(
     subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False).stdout.strip()

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from packaging.tags import Tag
 
-from wheelhouse_bundler import bootstrap, targets
+from wheelhouse_bundler import targets
 from wheelhouse_bundler.install import choose_target
 from wheelhouse_bundler.model import Manifest, ManifestFile, ManifestTarget
+from wheelhouse_bundler.standalone import bootstrap
 
 _ROOT = subprocess.run(["pyenv", "root"], capture_output=True, text=True,
                        check=False).stdout.strip() if os.environ.get("PATH") else ""

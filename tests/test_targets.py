@@ -27,10 +27,11 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 from venvs import clean_env
 
-from wheelhouse_bundler import probe, select, targets
+from wheelhouse_bundler import select, targets
 from wheelhouse_bundler.cli import main
 from wheelhouse_bundler.errors import UsageError
 from wheelhouse_bundler.model import Lock, LockedFile, LockedPackage
+from wheelhouse_bundler.standalone import probe
 
 MINORS = range(8, 14)
 

@@ -755,7 +755,7 @@ def lock_cmd(
         "Default: requirements.txt beside the input.")] = None,
     index_url: IndexOpt = None, quiet: QuietOpt = False,
 ) -> None:
-    from .locks.compile import compile_lock
+    from .pipcompile import compile_lock
 
     _Out.quiet = quiet
     done = compile_lock(source, output, index_url=index_url)

@@ -44,7 +44,7 @@ def printable(text: str) -> str:
     their way out; bootstrap is imported only when there is something to escape."""
     if text.isprintable():
         return text
-    from .bootstrap import printable as escape
+    from .standalone.bootstrap import printable as escape
 
     return escape(text)
 

@@ -22,11 +22,12 @@ from typing import Any, TypeVar
 
 from packaging.tags import Tag
 
-from . import bootstrap, targets, uvtool
+from . import targets, uvtool
 from .errors import BundlerError, InstallError, IntegrityError, UsageError
 from .manifest import own_path, requirements_path
 from .model import Manifest, Target
 from .signing import Trust
+from .standalone import bootstrap
 from .verify import verify_signed
 
 Log = Callable[[str], None]

@@ -479,7 +479,7 @@ def sbom_for(man: manifest.Manifest, paths: dict[str, Path], project: tuple[str,
 
 def bootstrap_source() -> bytes:
     """The text of bootstrap.py, shipped as `install.py` so a bastion needs only python3."""
-    return resources.files(__package__).joinpath("bootstrap.py").read_bytes()
+    return resources.files("wheelhouse_bundler.standalone").joinpath("bootstrap.py").read_bytes()
 
 
 def export(opts: Options) -> dict[str, str]:

@@ -33,9 +33,9 @@ from packaging import tags
 from packaging.tags import Tag
 from packaging.version import InvalidVersion, Version
 
-from . import probe
 from .errors import UsageError
 from .model import Target
+from .standalone import probe
 
 _SPEC = re.compile(r"^cp3(?P<minor>\d+)(?P<threaded>t?)-(?P<platform>[a-z0-9_]+)$")
 _MANYLINUX = re.compile(r"^manylinux_(?P<major>\d+)_(?P<minor>\d+)_(?P<arch>.+)$")
@@ -445,7 +445,7 @@ def _check_name(name: str, source: str) -> str:
 
 def probe_source() -> str:
     """probe.py's text, to print (`target-info --script`) or to run in another Python."""
-    return resources.files(__package__).joinpath("probe.py").read_text(encoding="utf-8")
+    return resources.files(probe.__package__).joinpath("probe.py").read_text(encoding="utf-8")
 
 
 def probe_interpreter(python: str) -> dict[str, Any]:

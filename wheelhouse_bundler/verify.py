@@ -48,7 +48,7 @@ MAX_TARGET_FILE = 16 * 1024 * 1024
 PER_MEMBER = 8 * 1024
 """Header, pax header and padding allowance per member when bounding the bytes read."""
 BOOTSTRAP = "install.py"
-"""The stdlib-only restore script every bundle carries (wheelhouse_bundler/bootstrap.py)."""
+"""The stdlib-only restore script every bundle carries (standalone/bootstrap.py)."""
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from ..bundle import refuse_overwriting
-from ..errors import NetworkError, UsageError, name_user_path
-from ..net import describe, make_client
-from ..sources import check_not_in_argv, credentials_for, default_source, redact, split_credentials
+from .bundle import refuse_overwriting
+from .errors import NetworkError, UsageError, name_user_path
+from .net import describe, make_client
+from .sources import check_not_in_argv, credentials_for, default_source, redact, split_credentials
 
 _PASS_THROUGH = ("PIP_CERT", "PIP_CLIENT_CERT", "PIP_TIMEOUT", "PIP_RETRIES")
 _NETWORK = re.compile(r"NewConnectionError|Failed to establish|Max retries exceeded|"
