@@ -19,7 +19,7 @@ class Pin:
     optional: bool = False
     source: tuple[str, str] | None = None  # (name, url)
     source_type: str = "legacy"  # "url"/"file": source[1] is the wheel's URL or path
-    extra_files: dict[str, str] = field(default_factory=dict)  # filename -> sha256
+    extra_files: dict[str, str] = field(default_factory=dict)  # filename -> sha256 ("": none)
 
 
 def _toml_str(s: str) -> str:
@@ -42,7 +42,8 @@ def poetry_lock(pins: Sequence[Pin], extras: dict[str, list[str]] | None = None)
             out.append("markers = {" + ", ".join(f"{g} = {_toml_str(m)}"
                                                  for g, m in pin.markers.items()) + "}")
         out.append("files = [")
-        out += [f'    {{file = {_toml_str(n)}, hash = "sha256:{h}"}},'
+        out += [f'    {{file = {_toml_str(n)}, hash = "sha256:{h}"}},' if h else
+                f'    {{file = {_toml_str(n)}}},'  # a file poetry recorded without a hash
                 for n, h in sorted(files.items())]
         out.append("]")
         if pin.source and pin.source_type != "legacy":

@@ -11,6 +11,7 @@ import json
 import tarfile
 from pathlib import Path
 
+from locktext import Pin, poetry_lock
 from wheelfactory import sha256_of
 
 from wheelhouse_bundler.cli import main
@@ -23,33 +24,9 @@ def cli(*args: object) -> int:
 
 
 def _poetry_lock_without_hash(alpha: Path, beta: Path) -> str:
-    return f'''[[package]]
-name = "alpha"
-version = "1.0"
-description = ""
-optional = false
-python-versions = "*"
-groups = ["main"]
-files = [
-    {{file = "{alpha.name}"}},
-]
-
-[[package]]
-name = "beta"
-version = "2.0"
-description = ""
-optional = false
-python-versions = "*"
-groups = ["main"]
-files = [
-    {{file = "{beta.name}", hash = "sha256:{sha256_of(beta)}"}},
-]
-
-[metadata]
-lock-version = "2.1"
-python-versions = "*"
-content-hash = "{"0" * 64}"
-'''
+    """alpha's file recorded without a hash, beta's with one."""
+    return poetry_lock([Pin("alpha", "1.0", [], extra_files={alpha.name: ""}),
+                        Pin("beta", "2.0", [beta])])
 
 
 def test_unhashed_requirements_refused_then_bundled_with_the_index_hash(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from clirun import run_cli
-from locktext import Pin, hashed_requirements
+from locktext import Pin, hashed_requirements, poetry_lock
 
 LINUX = "cp311-manylinux_2_28_x86_64"
 HASH = "a" * 64
@@ -80,12 +80,8 @@ def _poetry(tmp_path: Path, url: str) -> Path:
         '[tool.poetry]\nname = "app"\nversion = "1.0"\n\n'
         f'[[tool.poetry.source]]\nname = "corp"\nurl = "{url}"\npriority = "supplemental"\n')
     lock = tmp_path / "poetry.lock"
-    lock.write_text(
-        '[[package]]\nname = "alpha"\nversion = "1.0"\ndescription = ""\noptional = false\n'
-        'python-versions = "*"\ngroups = ["main"]\nfiles = [\n'
-        f'    {{file = "alpha-1.0-py3-none-any.whl", hash = "sha256:{HASH}"}},\n]\n\n'
-        f'[package.source]\ntype = "legacy"\nurl = "{url}"\nreference = "corp"\n\n'
-        '[metadata]\nlock-version = "2.1"\npython-versions = "*"\ncontent-hash = "x"\n')
+    lock.write_text(poetry_lock([Pin("alpha", "1.0", [], source=("corp", url),
+                                     extra_files={"alpha-1.0-py3-none-any.whl": HASH})]))
     return lock
 
 
