@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import venvs
-from locktext import Pin, hashed_requirements
+from bundles import alpha_beta, make_bundle
 
 from wheelhouse_bundler.cli import main
 from wheelhouse_bundler.standalone import bootstrap
@@ -25,20 +25,11 @@ needs_py38 = pytest.mark.skipif(not PY38, reason="no Python 3.8 under $(pyenv ro
 @pytest.fixture
 def extracted(index_server, wheel_factory, tmp_path: Path, clean_environ) -> Path:
     """A bundle for Python 3.8 (described by its own probe), unpacked with plain tar."""
-    alpha = wheel_factory("alpha", "1.0")
-    beta = wheel_factory("beta", "2.0", requires=["alpha"])
-    for w in (alpha, beta):
-        index_server.add(w)
-    reqs = tmp_path / "requirements.txt"
-    reqs.write_text(hashed_requirements([Pin("alpha", "1.0", [alpha]),
-                                         Pin("beta", "2.0", [beta])]))
     probe = tmp_path / "py38.json"
     probe.write_text(subprocess.run([PY38[-1], "-I", "-c", bootstrap_probe()],
                                     capture_output=True, text=True, check=True).stdout)
-    out = tmp_path / "app.tar"
-    assert main(["bundle", str(reqs), "-o", str(out), "--target-file", str(probe),
-                 "--index-url", index_server.url, "--cache-dir", str(tmp_path / "c"),
-                 "-q"]) == 0
+    out = make_bundle(tmp_path / "app.tar", alpha_beta(wheel_factory), index_server,
+                      tmp_path / "c", "--target-file", str(probe))
     site = tmp_path / "site"
     site.mkdir()
     subprocess.run(["tar", "xf", str(out)], cwd=site, check=True)

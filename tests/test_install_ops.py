@@ -15,32 +15,15 @@ from pathlib import Path
 
 import pytest
 import venvs
+from bundles import make_bundle
 from clirun import run_cli
 from indexserver import IndexServer
-from locktext import Pin, hashed_requirements
 from packaging.utils import parse_wheel_filename
 from wheelfactory import build_wheel
-
-from wheelhouse_bundler.cli import main
 
 REAL_UV = next(iter(sorted((Path(sys.prefix) / "share" / "test-wheels").glob("uv-*.whl"))),
                None)
 """uv's real wheel for this machine, downloaded by scripts/test (tests never download)."""
-
-
-def make_bundle(out: Path, wheels: list[Path], index: IndexServer, cache: Path,
-                *extra: str) -> Path:
-    """A bundle of exactly these wheels, built by the real `bundle` command."""
-    pins = []
-    for wheel in wheels:
-        index.add(wheel)
-        name, version, _, _ = parse_wheel_filename(wheel.name)
-        pins.append(Pin(str(name), str(version), [wheel]))
-    reqs = out.with_suffix(".txt")
-    reqs.write_text(hashed_requirements(pins))
-    assert main(["bundle", str(reqs), "-o", str(out), "--index-url", index.url,
-                 "--cache-dir", str(cache), "-q", *extra]) == 0
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +230,7 @@ def test_bundled_uv_installs_offline(bundles, tmp_path) -> None:
     assert json.loads(pip.stdout)["installer"] == "pip"
 
 
-def test_asking_for_what_is_not_there_is_usage_exit_2(bundles, working) -> None:
+def test_asking_for_what_is_not_there_is_usage_exit_2(bundles, working, tmp_path) -> None:
     """`--to .` (or `..`) names no release; `--installer uv` with no uv anywhere tried
     nothing: both are the user's request, not a failed install."""
     before, releases = os.readlink(working), release_names(working)
@@ -256,7 +239,8 @@ def test_asking_for_what_is_not_there_is_usage_exit_2(bundles, working) -> None:
         assert done.returncode == 2, done.stderr
         line, = done.stderr.strip().splitlines()
         assert line.startswith(f"wheelhouse-bundler: error: no release {bad!r}"), line
-    no_uv = {**os.environ, "PATH": os.path.dirname(sys.executable)}  # a PATH without uv
+    # A PATH without uv (the project's venv may hold one: scripts/corpus installs it).
+    no_uv = {**os.environ, "PATH": str(tmp_path)}
     done = run_cli("install", bundles["v1"], "--venv", working, "--installer", "uv", env=no_uv)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith(

@@ -7,25 +7,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from bundles import alpha_beta, make_bundle
 from clirun import HAS_UNSHARE, run_cli
-from locktext import Pin, hashed_requirements
-
-from wheelhouse_bundler.cli import main
 
 
 @pytest.fixture
 def bundle(index_server, wheel_factory, tmp_path: Path, clean_environ) -> Path:
-    alpha = wheel_factory("alpha", "1.0")
-    beta = wheel_factory("beta", "2.0", requires=["alpha"])
-    for w in (alpha, beta):
-        index_server.add(w)
-    reqs = tmp_path / "requirements.txt"
-    reqs.write_text(hashed_requirements([Pin("alpha", "1.0", [alpha]),
-                                         Pin("beta", "2.0", [beta])]))
-    out = tmp_path / "app.tar"
-    assert main(["bundle", str(reqs), "-o", str(out), "--index-url", index_server.url,
-                 "--cache-dir", str(tmp_path / "cache"), "-q"]) == 0
-    return out
+    return make_bundle(tmp_path / "app.tar", alpha_beta(wheel_factory), index_server,
+                       tmp_path / "cache")
 
 
 def test_rehearsal_restores_and_reports_each_step(bundle: Path, tmp_path: Path) -> None:

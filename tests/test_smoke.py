@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 import venvs
+from bundles import make_bundle
 from clirun import run_cli
 from indexserver import IndexServer
-from test_install_ops import make_bundle
 from wheelfactory import build_wheel
 
 SO = b"\x7fELF not really a shared object"
