@@ -61,6 +61,10 @@ def healthy_wheels(dest: Path) -> list[Path]:
         # A server module beside the CLI package that needs an extra, and a helper module
         # that imports what its distribution does not require.
         build_wheel(dest, "toolkit", "1.0", extra_files={
+            # METADATA as real wheels have it: UTF-8 text and a folded header
+            "toolkit-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: toolkit\n"
+                "Version: 1.0\nAuthor: José Müller\nLicense: Licence libre du café\n"
+                "Summary: a summary folded\n   over two lines\n".encode(),
             "toolkit_server.py": b"raise ImportError('aiohttp dependency is not installed')\n",
             "toolkit_helpers.py": b"import not_required_anywhere\n",
             "toolkit-1.0.dist-info/top_level.txt":
