@@ -193,6 +193,7 @@ def plan(lock: Lock, targets: list[Target], groups: Collection[str],
     """One plan per target, or a SelectionError listing every package that cannot be met."""
     plans: list[Plan] = []
     gaps: list[str] = []
+    no_wheel = False  # a gap of the kind the closing hint speaks to
     for target in targets:
         if lock.support is not None:
             check_supported(lock, lock.support, target)
@@ -212,9 +213,10 @@ def plan(lock: Lock, targets: list[Target], groups: Collection[str],
                 continue
             gaps.append(f"  {package.name}=={package.version} on {target.name}: no wheel "
                         f"for this target; {describe_files(package.files)}")
+            no_wheel = True
         plans.append(Plan(target, tuple(sorted(picks, key=lambda p: p.package.name))))
     if gaps:
-        hint = [_WHAT_TO_DO] if any(": no wheel for this target;" in g for g in gaps) else []
+        hint = [_WHAT_TO_DO] if no_wheel else []
         raise SelectionError(
             f"{len(gaps)} package(s) cannot be installed from {lock.path.name} on the "
             "targets that need them:\n" + "\n".join([*gaps, *hint]))
