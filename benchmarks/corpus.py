@@ -49,6 +49,7 @@ TIMEOUTS = {"lock": 900, "bundle": 1200, "install": 900, "import": 180, "pip": 9
 """Seconds per child process: generous for a slow index, but a hang never stalls the run."""
 
 OK = "ok"
+REFUSAL = "cannot be installed from"  # the head line of select's refusal table
 SKIP = "-"
 _SPEC = re.compile(r"^cp3(?P<minor>\d+)-(?P<platform>.+)$")
 _GAP = re.compile(r"^\s+(?P<pin>\S+==\S+) on (?P<target>\S+): (?P<reason>.*)$")
@@ -128,7 +129,7 @@ class Result:
                                          for t in self.known):
             return "ok, known refusal"
         if self.expect == "refused":
-            refused = self.bundle.failed and "no usable wheel" in self.bundle.status
+            refused = self.bundle.failed and REFUSAL in self.bundle.status
             others = self.lock.failed or any(o.failed for o in self.pip.values())
             return "refused as expected" if refused and not others else "FAIL"
         return "FAIL" if self.failures() else OK
@@ -584,7 +585,7 @@ def run_project(project: Project, locker: str, targets: Sequence[str], env: dict
             got = per_target.get(t)
             ours = got.picks.get(t, {}) if got is not None else None
             refused = result.targets[t].status.startswith("refused") or (
-                "no usable wheel" in result.targets[t].detail)
+                REFUSAL in result.targets[t].detail)
             result.pip[t] = compare(ours, refused, theirs, missing, error)
         if (out / "pip").exists():
             shutil.rmtree(out / "pip")

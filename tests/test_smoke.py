@@ -46,6 +46,11 @@ def healthy_wheels(dest: Path) -> list[Path]:
         build_wheel(dest, "acme-beta", "1.0", with_package=False, extra_files={
             "acme/beta/__init__.py": b"",
             "acme_beta-1.0.dist-info/top_level.txt": b"acme\n"}),
+        # A private twin whose name folds to the project's name too (google-cloud-storage
+        # ships google/cloud/_storage beside google/cloud/storage); it needs an extra.
+        build_wheel(dest, "acme-store", "1.0", with_package=False, extra_files={
+            "acme/store/__init__.py": b"",
+            "acme/_store/__init__.py": b"import acme_iam_extra\n"}),
         # Data only, a .pth file only, console scripts only: nothing to import.
         build_wheel(dest, "fontdata", "1.0", with_package=False, extra_files={
             "fontdata-1.0.data/data/share/fontdata/mono.ttf": b"font"}),
@@ -121,7 +126,7 @@ def test_healthy_installs_of_odd_shapes_pass_the_default_check(built, tmp_path: 
     report = json.loads(done.stdout)
     # Each root loads through its real module; dependencies (settingsfw) are left to their
     # roots; names that top_level.txt lists but no file backs (_sodium, images) are skipped.
-    assert sorted(report["imported"]) == ["acme.alpha", "acme.beta", "distshim",
+    assert sorted(report["imported"]) == ["acme.alpha", "acme.beta", "acme.store", "distshim",
                                           "picturebook", "saltbox", "toolbox", "toolkit",
                                           "webapp"]
     assert report["warnings"] == [

@@ -308,7 +308,10 @@ def import_names(dist):
         elif path in folders and under(path) and len(path) < 4:
             todo += sorted({m[:len(path) + 1] for m in mods if m[:len(path)] == path})
     own = canon(dist.metadata["Name"] or "")
-    face = [m for m in sorted(mods, key=len) if canon(".".join(m)) == own]
+    # google.cloud._storage spells the same name as google.cloud.storage: public first.
+    face = [m for m in sorted(mods, key=lambda m: (any(p.startswith("_") for p in m), len(m),
+                                                   m))
+            if canon(".".join(m)) == own]
     if face:
         return [".".join(face[0])]
     public = [t for t in tops if not t[-1].startswith("_")] or tops
