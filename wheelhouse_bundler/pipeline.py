@@ -30,6 +30,7 @@ from .errors import NetworkError, UsageError
 from .export import render
 from .fetch import Fetched as FetchedFile
 from .fetch import FetchSummary, Progress, fetch_all
+from .files import atomic_output, write_atomic
 from .index import Index
 from .model import Lock, LockedFile, LockedPackage, Pick, Plan, Source
 from .net import LazyClient
@@ -359,7 +360,7 @@ def download(opts: Options, dest: Path, progress: Progress | None = None) -> Fet
             return
         # Not fsynced file by file: the verified original stays in the cache, and a
         # copy cut short by a crash has the wrong size, so the next run rewrites it.
-        with bundle.atomic_output(target, durable=False) as out, open(got.path, "rb") as src:
+        with atomic_output(target, durable=False) as out, open(got.path, "rb") as src:
             copy_file(src, out)
         if not existed:  # a file that was there stays, now with the verified bytes
             placed.append(target)
@@ -467,13 +468,9 @@ def sbom_for(man: manifest.Manifest, paths: dict[str, Path], project: tuple[str,
 
     data = sbom.build(man, paths, project)
     if path is not None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(data)
-            tmp.replace(path)
-        except OSError:  # only a memo: the bundle being written is what must not fail
-            tmp.unlink(missing_ok=True)
+        # Only a memo: not fsynced, and the bundle being written is what must not fail.
+        with contextlib.suppress(OSError):
+            write_atomic(path, data, durable=False, private=True)
     return data
 
 
