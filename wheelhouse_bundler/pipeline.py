@@ -7,11 +7,9 @@ nor decides policy, so the CLI and the tests drive the same path.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import threading
 import time
@@ -19,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
@@ -30,7 +28,7 @@ from .errors import NetworkError, UsageError
 from .export import render
 from .fetch import Fetched as FetchedFile
 from .fetch import FetchSummary, Progress, fetch_all
-from .files import atomic_output, write_atomic
+from .files import atomic_output, copy_file, write_atomic
 from .index import Index
 from .model import Lock, LockedFile, LockedPackage, Pick, Plan, Source
 from .net import LazyClient
@@ -376,27 +374,6 @@ def download(opts: Options, dest: Path, progress: Progress | None = None) -> Fet
             with contextlib.suppress(OSError):  # only if empty: it may hold other files now
                 folder.rmdir()
         raise
-
-
-def copy_file(src: BinaryIO, out: BinaryIO) -> None:
-    """In-kernel where the OS offers it (no bytes through Python), else in 1 MiB chunks."""
-    size = os.fstat(src.fileno()).st_size
-    offset = 0
-    try:
-        while offset < size:
-            sent = os.sendfile(out.fileno(), src.fileno(), offset, size - offset)
-            if sent == 0:
-                break
-            offset += sent
-    except AttributeError:  # no os.sendfile on this platform
-        pass
-    except OSError as exc:  # not for these files (a filesystem that refuses it): copy
-        if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
-            raise
-    if offset < size:
-        src.seek(offset)
-        out.seek(offset)
-        shutil.copyfileobj(src, out, 1024 * 1024)
 
 
 def fetch_uv(opts: Options, plans: list[Plan]) -> list[uvtool.ToolWheel]:
