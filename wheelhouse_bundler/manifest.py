@@ -22,6 +22,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
 SBOM = "sbom.cdx.json"  # CycloneDX 1.6 JSON, written by sbom.py
+TOOLS = "tools"
 
 
 def wheel_path(filename: str) -> str:
@@ -39,6 +40,11 @@ def pylock_path(target: str) -> str:
 def own_path(target: str) -> str:
     """The project's own wheels for a target, installed after requirements.txt."""
     return f"targets/{target}/own.txt"
+
+
+def tool_path(filename: str) -> str:
+    """A tool's wheel (uv): recorded by hash, installed into nothing."""
+    return f"{TOOLS}/{filename}"
 
 
 def build(lock: Lock, plans: list[Plan], sizes: Mapping[str, int], groups: Iterable[str],
@@ -89,6 +95,11 @@ def to_json(manifest: Manifest) -> bytes:
     if manifest.accepted_vulns:  # optional keys: bundles without them read as before
         doc["accepted_vulns"] = [{"id": v.id, "package": v.package, "version": v.version,
                                   "aliases": list(v.aliases)} for v in manifest.accepted_vulns]
+    if manifest.tools:
+        doc["tools"] = [{"filename": t.filename, "path": tool_path(t.filename),
+                         "sha256": t.sha256, "size": t.size, "name": t.name,
+                         "version": t.version, "origin": t.origin, "targets": list(t.targets)}
+                        for t in manifest.tools]
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
@@ -108,20 +119,24 @@ def from_json(data: bytes) -> Manifest:
             groups=tuple(doc.get("groups", ())), extras=tuple(doc.get("extras", ())),
             targets=tuple(ManifestTarget(str(t["name"]), dict(t["environment"]))
                           for t in doc["targets"]),
-            files=tuple(ManifestFile(
-                filename=str(f["filename"]), sha256=str(f["sha256"]), size=int(f["size"]),
-                name=str(f["name"]), version=str(f["version"]), origin=str(f["origin"]),
-                targets=tuple(f["targets"]), yanked=bool(f.get("yanked", False)),
-                own=bool(f.get("own", False)),
-                hash_from_index=bool(f.get("hash_from_index", False)))
-                for f in doc["files"]),
+            files=tuple(_file(f) for f in doc["files"]),
             accepted_vulns=tuple(AcceptedVuln(str(v["id"]), str(v["package"]),
                                               str(v["version"]), tuple(v.get("aliases", ())))
-                                 for v in doc.get("accepted_vulns", ())))
+                                 for v in doc.get("accepted_vulns", ())),
+            tools=tuple(_file(t) for t in doc.get("tools", ())))
     except IntegrityError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IntegrityError(f"{MANIFEST}: malformed ({type(exc).__name__}: {exc})") from exc
+
+
+def _file(f: dict) -> ManifestFile:
+    """A `files` or `tools` entry (its `path` is the layout's, from the file name)."""
+    return ManifestFile(
+        filename=str(f["filename"]), sha256=str(f["sha256"]), size=int(f["size"]),
+        name=str(f["name"]), version=str(f["version"]), origin=str(f["origin"]),
+        targets=tuple(f["targets"]), yanked=bool(f.get("yanked", False)),
+        own=bool(f.get("own", False)), hash_from_index=bool(f.get("hash_from_index", False)))
 
 
 def render_sums(hashes: Mapping[str, str]) -> bytes:

@@ -282,10 +282,12 @@ def build(opts: Options, output: Path, progress: Progress | None = None) -> Buil
             report = audit_mod.audit(db, audit_mod.pins_of_manifest(man), opts.ignore_vulns)
             audit_mod.refuse_if_open(report)
             man = replace(man, accepted_vulns=audit_mod.accepted_vulns(report))
-        paths = {**got.paths, **{w.sha256: w.path for w in own}}
         project = ownbuild.project_info(ownbuild.read_pyproject(ownbuild.project_dir(opts.lock)))
         tools = fetch_uv(opts, got.plans) if opts.with_uv else []
-        members = bundle_members(man, got.plans, paths, project, tools,
+        man = replace(man, tools=uvtool.recorded(tools))
+        paths = {**got.paths, **{w.sha256: w.path for w in own},
+                 **{t.sha256: t.path for t in tools if t.path is not None}}
+        members = bundle_members(man, got.plans, paths, project,
                                  memo=(opts.cache_dir or default_root()) / "sbom")
         digest = bundle.write(output, members)
     return Built(output, digest, got.plans, len(man.files),
@@ -394,13 +396,12 @@ def fetch_uv(opts: Options, plans: list[Plan]) -> list[uvtool.ToolWheel]:
 
 
 def bundle_members(man: manifest.Manifest, plans: list[Plan], paths: dict[str, Path],
-                   project: tuple[str, str] | None = None,
-                   tools: list[uvtool.ToolWheel] | None = None, memo: Path | None = None
+                   project: tuple[str, str] | None = None, memo: Path | None = None
                    ) -> list[bundle.Member]:
     """Members in the bundle's fixed order: manifest, sums, target files (with the SBOM
-    and each target's own.txt), wheels, tool wheels (uv)."""
-    tools = tools or []
-    meta = uvtool.with_tools(manifest.to_json(man), tools)
+    and each target's own.txt), wheels, tool wheels (uv); `paths` maps each wheel's
+    and tool wheel's sha256 to its file."""
+    meta = manifest.to_json(man)
     target_files: dict[str, bytes] = {}
     for plan in sorted(plans, key=lambda p: p.target.name):
         target_files[manifest.requirements_path(plan.target.name)] = \
@@ -414,13 +415,14 @@ def bundle_members(man: manifest.Manifest, plans: list[Plan], paths: dict[str, P
     hashes = {manifest.MANIFEST: hashlib.sha256(meta).hexdigest()}
     hashes.update({p: hashlib.sha256(d).hexdigest() for p, d in target_files.items()})
     hashes.update({manifest.wheel_path(f.filename): f.sha256 for f in man.files})
-    hashes.update({uvtool.tool_path(t.filename): t.sha256 for t in tools})
+    hashes.update({manifest.tool_path(t.filename): t.sha256 for t in man.tools})
     members = [bundle.Member(manifest.MANIFEST, data=meta),
                bundle.Member(manifest.SUMS, data=manifest.render_sums(hashes))]
     members += [bundle.Member(p, data=d) for p, d in sorted(target_files.items())]
     members += [bundle.Member(manifest.wheel_path(f.filename), source=paths[f.sha256])
                 for f in man.files]
-    members += [bundle.Member(uvtool.tool_path(t.filename), source=t.path) for t in tools]
+    members += [bundle.Member(manifest.tool_path(t.filename), source=paths[t.sha256])
+                for t in man.tools]
     return members
 
 

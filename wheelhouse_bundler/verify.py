@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 import posixpath
 import queue
@@ -36,6 +35,7 @@ from .manifest import (
     parse_sums,
     pylock_path,
     requirements_path,
+    tool_path,
     wheel_path,
 )
 from .model import Manifest
@@ -206,10 +206,9 @@ def _read_small(stream: TarStream, member: Member, limit: int) -> bytes:
 Expected = dict[str, tuple[int | None, str | None]]
 
 
-def _expected_members(manifest: Manifest, raw: bytes = b"{}") -> Expected:
+def _expected_members(manifest: Manifest) -> Expected:
     """Every path the manifest accounts for, with size and sha256 where it records them:
-    wheels, target files, the bootstrap `install.py`, and tool wheels (uv) listed under
-    the manifest's `tools` key (`raw` is the manifest's JSON text)."""
+    wheels, target files, the bootstrap `install.py`, and tool wheels (uv)."""
     expected: Expected = {wheel_path(f.filename): (f.size, f.sha256) for f in manifest.files}
     for t in manifest.targets:
         expected[requirements_path(t.name)] = (None, None)
@@ -218,12 +217,7 @@ def _expected_members(manifest: Manifest, raw: bytes = b"{}") -> Expected:
             expected[own_path(t.name)] = (None, None)
     expected[BOOTSTRAP] = (None, None)
     expected[SBOM] = (None, None)
-    try:
-        tools = json.loads(raw).get("tools", [])
-        for tool in tools:
-            expected[str(tool["path"])] = (int(tool["size"]), str(tool["sha256"]))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise IntegrityError(f"{MANIFEST}: malformed tools list ({exc})") from exc
+    expected.update({tool_path(t.filename): (t.size, t.sha256) for t in manifest.tools})
     for rel in expected:  # install opens these paths: they must be as safe as members
         why = _unsafe(rel)
         if why is not None:
@@ -289,7 +283,7 @@ def _walk(path: Path, reader: _HashingReader, extract_to: Path | None
                                      f"found {member.name!r}")
             data = _read_small(stream, member, MAX_META)
             manifest = from_json(data)
-            expected = _expected_members(manifest, data)
+            expected = _expected_members(manifest)
             stream.limit = _budget(stream.consumed, expected)
             meta_digest = hashlib.sha256(data).hexdigest()
             _save(extract_to, top, rel, data)
