@@ -8,43 +8,75 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import tomli_w
 from packaging.version import Version
 
 from . import __version__
+
+# The layout's names are declared once, in bootstrap.py: it ships inside every bundle as
+# install.py, stdlib-only, and checks an extracted bundle with them (see `layout`).
+# WHEELS and TOOLS are here for the rest of the tool (install, uvtool).
+from .bootstrap import (
+    MANIFEST,
+    SBOM,  # CycloneDX 1.6 JSON, written by sbom.py
+    SUMS,
+    own_path,
+    pylock_path,
+    requirements_path,
+    tool_path,
+    wheel_path,
+)
+from .bootstrap import SELF as BOOTSTRAP  # the stdlib-only restore script
+from .bootstrap import TOOLS as TOOLS
+from .bootstrap import WHEELS as WHEELS
 from .errors import IntegrityError
 from .export import render
 from .model import AcceptedVuln, Lock, Manifest, ManifestFile, ManifestTarget, Plan
 from .sources import strip_credentials
 
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-SUMS = "SHA256SUMS"
-SBOM = "sbom.cdx.json"  # CycloneDX 1.6 JSON, written by sbom.py
-TOOLS = "tools"
 
 
-def wheel_path(filename: str) -> str:
-    return f"wheels/{filename}"
+@dataclass(frozen=True)
+class Part:
+    """One member of a bundle as the layout declares it, by path below the top folder.
+
+    `kind` says what goes there (manifest, sums, bootstrap, sbom, requirements, pylock,
+    own, wheel, tool); `target` names the target of a per-target file ("" for the rest);
+    `size` and `sha256` are set where the manifest records them (wheels and tools), and
+    SHA256SUMS covers the rest.
+    """
+
+    path: str
+    kind: str
+    target: str = ""
+    size: int | None = None
+    sha256: str | None = None
 
 
-def requirements_path(target: str) -> str:
-    return f"targets/{target}/requirements.txt"
+def layout(manifest: Manifest) -> list[Part]:
+    """Every member of a bundle with this manifest, in the order the tar holds them.
 
-
-def pylock_path(target: str) -> str:
-    return f"targets/{target}/pylock.toml"
-
-
-def own_path(target: str) -> str:
-    """The project's own wheels for a target, installed after requirements.txt."""
-    return f"targets/{target}/own.txt"
-
-
-def tool_path(filename: str) -> str:
-    """A tool's wheel (uv): recorded by hash, installed into nothing."""
-    return f"{TOOLS}/{filename}"
+    The one statement of the layout: the writer (pipeline.bundle_members) makes exactly
+    these members and verify accepts exactly these. The manifest and SHA256SUMS come first,
+    so each later member is checked as it streams; then the small files by path; then the
+    wheels and the tool wheels, in the manifest's order. The names come from bootstrap.py,
+    which ships inside the bundle and checks an extracted one with them.
+    """
+    small = [Part(BOOTSTRAP, "bootstrap"), Part(SBOM, "sbom")]
+    for t in manifest.targets:
+        small += [Part(requirements_path(t.name), "requirements", t.name),
+                  Part(pylock_path(t.name), "pylock", t.name)]
+        if any(f.own for f in manifest.files_for(t.name)):
+            small.append(Part(own_path(t.name), "own", t.name))
+    return [Part(MANIFEST, "manifest"), Part(SUMS, "sums"),
+            *sorted(small, key=lambda p: p.path),
+            *(Part(wheel_path(f.filename), "wheel", size=f.size, sha256=f.sha256)
+              for f in manifest.files),
+            *(Part(tool_path(t.filename), "tool", size=t.size, sha256=t.sha256)
+              for t in manifest.tools)]
 
 
 def build(lock: Lock, plans: list[Plan], sizes: Mapping[str, int], groups: Iterable[str],

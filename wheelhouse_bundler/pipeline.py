@@ -35,7 +35,6 @@ from .net import LazyClient
 from .parallel import in_background, run_all
 from .signing import Signature, preflight, sig_path, sign_bundle
 from .sources import check_not_in_argv, default_source
-from .verify import BOOTSTRAP
 
 if TYPE_CHECKING:
     from .audit import Report
@@ -398,31 +397,40 @@ def fetch_uv(opts: Options, plans: list[Plan]) -> list[uvtool.ToolWheel]:
 def bundle_members(man: manifest.Manifest, plans: list[Plan], paths: dict[str, Path],
                    project: tuple[str, str] | None = None, memo: Path | None = None
                    ) -> list[bundle.Member]:
-    """Members in the bundle's fixed order: manifest, sums, target files (with the SBOM
-    and each target's own.txt), wheels, tool wheels (uv); `paths` maps each wheel's
-    and tool wheel's sha256 to its file."""
+    """The members `manifest.layout` declares, in its order, each with its bytes: the
+    files made here from the plans and the manifest, the wheels and tool wheels from
+    `paths` (sha256 -> file on disk)."""
     meta = manifest.to_json(man)
-    target_files: dict[str, bytes] = {}
-    for plan in sorted(plans, key=lambda p: p.target.name):
-        target_files[manifest.requirements_path(plan.target.name)] = \
-            manifest.requirements_for(plan, man)
-        target_files[manifest.pylock_path(plan.target.name)] = manifest.pylock_for(plan)
-        own = manifest.own_for(plan.target.name, man)
-        if own is not None:
-            target_files[manifest.own_path(plan.target.name)] = own
-    target_files[BOOTSTRAP] = bootstrap_source()
-    target_files[manifest.SBOM] = sbom_for(man, paths, project, memo)
+    plan_of = {p.target.name: p for p in plans}
+
+    def own(part: manifest.Part) -> bytes:
+        data = manifest.own_for(part.target, man)
+        assert data is not None  # the layout has own.txt only for targets with own wheels
+        return data
+
+    make: dict[str, Callable[[manifest.Part], bytes]] = {
+        "requirements": lambda part: manifest.requirements_for(plan_of[part.target], man),
+        "pylock": lambda part: manifest.pylock_for(plan_of[part.target]),
+        "own": own,
+        "bootstrap": lambda _: bootstrap_source(),
+        "sbom": lambda _: sbom_for(man, paths, project, memo),
+    }
+    parts = manifest.layout(man)
+    made = {part.path: make[part.kind](part) for part in parts if part.kind in make}
     hashes = {manifest.MANIFEST: hashlib.sha256(meta).hexdigest()}
-    hashes.update({p: hashlib.sha256(d).hexdigest() for p, d in target_files.items()})
-    hashes.update({manifest.wheel_path(f.filename): f.sha256 for f in man.files})
-    hashes.update({manifest.tool_path(t.filename): t.sha256 for t in man.tools})
-    members = [bundle.Member(manifest.MANIFEST, data=meta),
-               bundle.Member(manifest.SUMS, data=manifest.render_sums(hashes))]
-    members += [bundle.Member(p, data=d) for p, d in sorted(target_files.items())]
-    members += [bundle.Member(manifest.wheel_path(f.filename), source=paths[f.sha256])
-                for f in man.files]
-    members += [bundle.Member(manifest.tool_path(t.filename), source=paths[t.sha256])
-                for t in man.tools]
+    hashes.update({path: hashlib.sha256(data).hexdigest() for path, data in made.items()})
+    hashes.update({part.path: part.sha256 for part in parts if part.sha256 is not None})
+    members = []
+    for part in parts:
+        if part.kind == "manifest":
+            members.append(bundle.Member(part.path, data=meta))
+        elif part.kind == "sums":
+            members.append(bundle.Member(part.path, data=manifest.render_sums(hashes)))
+        elif part.path in made:
+            members.append(bundle.Member(part.path, data=made[part.path]))
+        else:
+            assert part.sha256 is not None
+            members.append(bundle.Member(part.path, source=paths[part.sha256]))
     return members
 
 
