@@ -38,7 +38,8 @@ from .errors import name_user_path
 @contextmanager
 def atomic_output(out: Path, *, durable: bool = True, shown: Path | None = None,
                   private: bool = False) -> Iterator[BinaryIO]:
-    """A file that appears at `out` (mode 0644) only if the block completes.
+    """A file that appears at `out` (mode 0644, less the umask for a private name) only
+    if the block completes.
 
     The yielded file's `name` is its temporary path, for a child process that writes it
     by path (pip-compile); raising inside the block discards it.
