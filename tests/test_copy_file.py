@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from wheelhouse_bundler import pipeline
+from wheelhouse_bundler import files
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def source(tmp_path):
 def copy(source, tmp_path):
     out = tmp_path / "out.whl"
     with open(source, "rb") as src, open(out, "wb") as dst:
-        pipeline.copy_file(src, dst)
+        files.copy_file(src, dst)
     return out.read_bytes()
 
 

@@ -155,6 +155,22 @@ def edit_manifest(change: Callable[[dict], object]) -> Callable[[dict[str, bytes
     return edit
 
 
+def add_tool(filename: str = "uv-0.1-py3-none-any.whl", size_off: int = 0
+             ) -> Callable[[dict[str, bytes]], None]:
+    """A tool wheel in the bundle and in the manifest's `tools` list, whose recorded size
+    is `size_off` bytes off (SHA256SUMS agrees with the bytes either way)."""
+    body = b"not really uv"
+
+    def edit(members: dict[str, bytes]) -> None:
+        members[f"tools/{filename}"] = body
+        edit_manifest(lambda m: m.update(tools=[{
+            "filename": filename, "path": f"tools/{filename}", "name": "uv", "version": "0.1",
+            "sha256": hashlib.sha256(body).hexdigest(), "size": len(body) + size_off,
+            "origin": "https://example.com/uv.whl", "targets": [m["targets"][0]["name"]]}]))(
+            members)
+    return edit
+
+
 def gz_bomb(prefix: bytes, zeros: int, suffix: bytes = b"") -> bytes:
     """gzip of prefix + `zeros` zero bytes + suffix, built from repeated gzip members (valid
     gzip), so a GiB of zeros costs about a MB on disk and nothing to make."""
@@ -332,6 +348,12 @@ FILE_CASES: dict[str, tuple[Callable[[dict, Path], Path], tuple[str, ...]]] = {
     "manifest naming a file outside the bundle": (
         lambda g, d: rebuilt(g, d, edit_manifest(lambda m: m["files"][0].update(
             filename="../../evil.whl"))), ("manifest.json", "'wheels/../../evil.whl'")),
+    "a tool wheel of another size than the manifest says": (
+        lambda g, d: rebuilt(g, d, add_tool(size_off=1)),
+        ("'app/tools/uv-0.1-py3-none-any.whl'", "13 bytes, manifest says 14")),
+    "manifest naming a tool outside the bundle": (
+        lambda g, d: rebuilt(g, d, add_tool("../../evil.whl")),
+        ("manifest.json", "'tools/../../evil.whl'")),
     "sidecar of another bundle": (
         lambda g, d: (lambda out: (shutil.copy(g["tgz"].with_name("app.tar.gz.sha256"),
                                                d / "app.tar.sha256"), out)[1])(

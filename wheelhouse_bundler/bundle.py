@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .cache import HashingWriter
-from .errors import UsageError, name_user_path
+from .errors import UsageError
+from .files import HashingWriter, atomic_output
 
 CHUNK = 1024 * 1024
 
@@ -99,7 +99,7 @@ def refuse_overwriting(outputs: Iterable[Path], inputs: Iterable[tuple[str, Path
 
 
 def check_writable(out: Path, option: str) -> None:
-    """Refuse (exit 2) an output that `atomic_output` could not write, before the work.
+    """Refuse (exit 2) an output that `files.atomic_output` could not write, before the work.
 
     A report written after a ten-minute drill must not be what fails: this makes and
     removes a temporary file in the nearest folder that exists on the way to `out`.
@@ -118,36 +118,6 @@ def check_writable(out: Path, option: str) -> None:
                          f"{exc.strerror or exc}") from None
     os.close(fd)
     os.unlink(probe)
-
-
-@contextmanager
-def atomic_output(out: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
-    """A file that appears at `out` only if the block completes.
-
-    `durable` flushes it to disk before the rename, so a power cut cannot leave a
-    renamed but empty bundle; copies whose durable original is in the cache skip that.
-    """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part",
-                                        dir=out.parent)
-    except OSError as exc:  # it names a random name of ours
-        name_user_path(exc, out, exc.filename)
-        raise
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except OSError as exc:
-        name_user_path(exc, out, tmp)
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write(out: Path, members: list[Member]) -> str:
@@ -176,7 +146,7 @@ def _write_tar(raw: BinaryIO, out: Path, members: list[Member]) -> str:
     """The deterministic tar (gzipped for a .tar.gz `out`) into `raw`; its sha256."""
     top = top_folder(out)
     mtime = source_date_epoch()
-    hashing = _Hashing(raw)
+    hashing = HashingWriter(raw)
     gz = gzip.GzipFile(filename="", mode="wb", fileobj=hashing, mtime=0) \
         if is_gzip(out) else None
     with tarfile.open(fileobj=gz or hashing, mode="w|", format=tarfile.PAX_FORMAT) as tar:
@@ -205,7 +175,3 @@ def _check_portable_names(out: Path, members: list[Member]) -> None:
                              "a case-insensitive file system; rename one")
         seen[key] = member.path
 
-
-class _Hashing(HashingWriter):
-    def flush(self) -> None:
-        self._fh.flush()

@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
 
-from .errors import IntegrityError, UsageError, name_user_path
+from .errors import IntegrityError, UsageError
+from .files import HashingWriter, atomic_output, write_atomic
 
 CHUNK = 1024 * 1024
 
@@ -34,54 +33,6 @@ def sha256_file(path: Path) -> str:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _put(path: Path, data: bytes, shown: Path) -> None:
-    """A small file, whole or not at all: written under a name private to this process
-    and thread, then renamed into place (cheaper than mkstemp, which matters when a
-    cold build records a few hundred of these). Errors name `shown` (the cache folder)
-    rather than the private name."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        name_user_path(exc, shown, tmp)
-        raise
-
-
-class HashingWriter:
-    """Writes to a file while hashing, so the hash costs no second pass over the bytes."""
-
-    def __init__(self, fh: BinaryIO) -> None:
-        self._fh = fh
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        self.size += len(data)
-        return self._fh.write(data)
-
-    def tell(self) -> int:
-        return self.size
-
-    def restart(self) -> None:
-        """Forget everything written: the server could not resume, so it starts over."""
-        self._fh.seek(0)
-        self._fh.truncate()
-        self.digest = hashlib.sha256()
-        self.size = 0
 
 
 class Cache:
@@ -115,16 +66,20 @@ class Cache:
         With them a rebuild of an unchanged lock, or an `--offline` one, needs no index:
         the name is what the bundle stores and the origin is what the manifest records.
         """
-        _put(self.path(sha256).with_suffix(".json"),
-             json.dumps({"filename": filename, "origin": origin}, sort_keys=True).encode(),
-             self.root)
+        self._note(self.path(sha256).with_suffix(".json"),
+                   json.dumps({"filename": filename, "origin": origin}, sort_keys=True).encode())
 
     def remember_names(self, names: dict[str, str]) -> None:
         """File names an index gave for hashes a lock lists, so a rebuild need not ask."""
         for sha256, filename in names.items():
             path = self.root / "names" / sha256[:2] / sha256
             if not path.is_file():
-                _put(path, filename.encode(), self.root)
+                self._note(path, filename.encode())
+
+    def _note(self, path: Path, data: bytes) -> None:
+        """A small note beside the bytes, not fsynced (a lost one is asked for again) and
+        under a private temporary name (see `files`); errors name the cache folder."""
+        write_atomic(path, data, durable=False, shown=self.root, private=True)
 
     def name_of(self, sha256: str) -> str | None:
         try:
@@ -145,26 +100,17 @@ class Cache:
     @contextmanager
     def writer(self, sha256: str, label: str) -> Iterator[HashingWriter]:
         """Yield a writer; on exit the bytes are committed only if their hash is `sha256`."""
-        final = self.path(sha256)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".part-", dir=final.parent)
-        tmp = Path(tmp_name)
-        with self._partials_lock:
-            self._partials.add(tmp)
-        try:
-            with os.fdopen(fd, "wb") as fh:
+        with atomic_output(self.path(sha256), shown=self.root) as fh:
+            tmp = Path(fh.name)
+            with self._partials_lock:
+                self._partials.add(tmp)
+            try:
                 out = HashingWriter(fh)
                 yield out
-                fh.flush()
-                os.fsync(fh.fileno())
-            got = out.digest.hexdigest()
-            if got != sha256:
-                raise IntegrityError(f"{label}: sha256 {got} does not match the lock's {sha256}")
-            os.replace(tmp, final)
-        except OSError as exc:  # a full disk: say which cache, not which private file
-            name_user_path(exc, self.root, tmp)
-            raise
-        finally:
-            tmp.unlink(missing_ok=True)
-            with self._partials_lock:
-                self._partials.discard(tmp)
+                got = out.digest.hexdigest()
+                if got != sha256:
+                    raise IntegrityError(f"{label}: sha256 {got} does not match the lock's "
+                                         f"{sha256}")
+            finally:
+                with self._partials_lock:
+                    self._partials.discard(tmp)

@@ -234,7 +234,8 @@ def export(
     quiet: QuietOpt = False,
 ) -> None:
     """Write pinned, hashed requirements for each target (markers evaluated)."""
-    from .bundle import atomic_output, refuse_overwriting
+    from .bundle import refuse_overwriting
+    from .files import atomic_output
     from .pipeline import export as run_export
     from .pipeline import inputs_of
 
@@ -668,7 +669,8 @@ def rehearse(
 
     Exits with the failure's code (3 integrity, 5 install, ...) when anything failed.
     """
-    from .bundle import atomic_output, check_writable, refuse_overwriting, sidecar_path
+    from .bundle import check_writable, refuse_overwriting, sidecar_path
+    from .files import atomic_output
     from .rehearse import reexec_in_namespace, to_json, to_markdown
     from .rehearse import rehearse as run_rehearse
 

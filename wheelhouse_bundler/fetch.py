@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from .cache import CHUNK, Cache, HashingWriter
+from .cache import CHUNK, Cache
 from .errors import IntegrityError, NetworkError, UsageError
+from .files import HashingWriter
 from .model import LockedFile, Source
 from .net import LazyClient, check_status, describe, stream
 from .parallel import run_all

@@ -24,7 +24,7 @@ from packaging.tags import Tag
 
 from . import targets, uvtool
 from .errors import BundlerError, InstallError, IntegrityError, UsageError
-from .manifest import own_path, requirements_path
+from .manifest import WHEELS, own_path, requirements_path
 from .model import Manifest, Target
 from .signing import Trust
 from .standalone import bootstrap
@@ -141,7 +141,7 @@ def install(bundle: Path, venv: Path, *, python: str | None = None, target: str 
         _run(venv_cmd + (["--without-pip"] if tool else []), "creating the venv")
         clock.lap("venv")
         py = str(venv_python(release))
-        wheels = checked.root / "wheels"
+        wheels = checked.root / WHEELS
         reqs = checked.root / requirements_path(chosen)
         count = len(checked.manifest.files_for(chosen))
         if tool is not None:

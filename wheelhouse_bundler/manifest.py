@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import tomli_w
 from packaging.version import Version
@@ -18,27 +19,64 @@ from .export import render
 from .model import AcceptedVuln, Lock, Manifest, ManifestFile, ManifestTarget, Plan
 from .sources import strip_credentials
 
+# The layout's names are declared once, in bootstrap.py: it ships inside every bundle as
+# install.py, stdlib-only, and checks an extracted bundle with them (see `layout`).
+# WHEELS and TOOLS are here for the rest of the tool (install, uvtool).
+from .standalone.bootstrap import (
+    MANIFEST,
+    SBOM,  # CycloneDX 1.6 JSON, written by sbom.py
+    SUMS,
+    own_path,
+    pylock_path,
+    requirements_path,
+    tool_path,
+    wheel_path,
+)
+from .standalone.bootstrap import SELF as BOOTSTRAP  # the stdlib-only restore script
+from .standalone.bootstrap import TOOLS as TOOLS
+from .standalone.bootstrap import WHEELS as WHEELS
+
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-SUMS = "SHA256SUMS"
-SBOM = "sbom.cdx.json"  # CycloneDX 1.6 JSON, written by sbom.py
 
 
-def wheel_path(filename: str) -> str:
-    return f"wheels/{filename}"
+@dataclass(frozen=True)
+class Part:
+    """One member of a bundle as the layout declares it, by path below the top folder.
+
+    `kind` says what goes there (manifest, sums, bootstrap, sbom, requirements, pylock,
+    own, wheel, tool); `target` names the target of a per-target file ("" for the rest);
+    `size` and `sha256` are set where the manifest records them (wheels and tools), and
+    SHA256SUMS covers the rest.
+    """
+
+    path: str
+    kind: str
+    target: str = ""
+    size: int | None = None
+    sha256: str | None = None
 
 
-def requirements_path(target: str) -> str:
-    return f"targets/{target}/requirements.txt"
+def layout(manifest: Manifest) -> list[Part]:
+    """Every member of a bundle with this manifest, in the order the tar holds them.
 
-
-def pylock_path(target: str) -> str:
-    return f"targets/{target}/pylock.toml"
-
-
-def own_path(target: str) -> str:
-    """The project's own wheels for a target, installed after requirements.txt."""
-    return f"targets/{target}/own.txt"
+    The one statement of the layout: the writer (pipeline.bundle_members) makes exactly
+    these members and verify accepts exactly these. The manifest and SHA256SUMS come first,
+    so each later member is checked as it streams; then the small files by path; then the
+    wheels and the tool wheels, in the manifest's order. The names come from bootstrap.py,
+    which ships inside the bundle and checks an extracted one with them.
+    """
+    small = [Part(BOOTSTRAP, "bootstrap"), Part(SBOM, "sbom")]
+    for t in manifest.targets:
+        small += [Part(requirements_path(t.name), "requirements", t.name),
+                  Part(pylock_path(t.name), "pylock", t.name)]
+        if any(f.own for f in manifest.files_for(t.name)):
+            small.append(Part(own_path(t.name), "own", t.name))
+    return [Part(MANIFEST, "manifest"), Part(SUMS, "sums"),
+            *sorted(small, key=lambda p: p.path),
+            *(Part(wheel_path(f.filename), "wheel", size=f.size, sha256=f.sha256)
+              for f in manifest.files),
+            *(Part(tool_path(t.filename), "tool", size=t.size, sha256=t.sha256)
+              for t in manifest.tools)]
 
 
 def build(lock: Lock, plans: list[Plan], sizes: Mapping[str, int], groups: Iterable[str],
@@ -89,6 +127,11 @@ def to_json(manifest: Manifest) -> bytes:
     if manifest.accepted_vulns:  # optional keys: bundles without them read as before
         doc["accepted_vulns"] = [{"id": v.id, "package": v.package, "version": v.version,
                                   "aliases": list(v.aliases)} for v in manifest.accepted_vulns]
+    if manifest.tools:
+        doc["tools"] = [{"filename": t.filename, "path": tool_path(t.filename),
+                         "sha256": t.sha256, "size": t.size, "name": t.name,
+                         "version": t.version, "origin": t.origin, "targets": list(t.targets)}
+                        for t in manifest.tools]
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
@@ -108,20 +151,24 @@ def from_json(data: bytes) -> Manifest:
             groups=tuple(doc.get("groups", ())), extras=tuple(doc.get("extras", ())),
             targets=tuple(ManifestTarget(str(t["name"]), dict(t["environment"]))
                           for t in doc["targets"]),
-            files=tuple(ManifestFile(
-                filename=str(f["filename"]), sha256=str(f["sha256"]), size=int(f["size"]),
-                name=str(f["name"]), version=str(f["version"]), origin=str(f["origin"]),
-                targets=tuple(f["targets"]), yanked=bool(f.get("yanked", False)),
-                own=bool(f.get("own", False)),
-                hash_from_index=bool(f.get("hash_from_index", False)))
-                for f in doc["files"]),
+            files=tuple(_file(f) for f in doc["files"]),
             accepted_vulns=tuple(AcceptedVuln(str(v["id"]), str(v["package"]),
                                               str(v["version"]), tuple(v.get("aliases", ())))
-                                 for v in doc.get("accepted_vulns", ())))
+                                 for v in doc.get("accepted_vulns", ())),
+            tools=tuple(_file(t) for t in doc.get("tools", ())))
     except IntegrityError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IntegrityError(f"{MANIFEST}: malformed ({type(exc).__name__}: {exc})") from exc
+
+
+def _file(f: dict) -> ManifestFile:
+    """A `files` or `tools` entry (its `path` is the layout's, from the file name)."""
+    return ManifestFile(
+        filename=str(f["filename"]), sha256=str(f["sha256"]), size=int(f["size"]),
+        name=str(f["name"]), version=str(f["version"]), origin=str(f["origin"]),
+        targets=tuple(f["targets"]), yanked=bool(f.get("yanked", False)),
+        own=bool(f.get("own", False)), hash_from_index=bool(f.get("hash_from_index", False)))
 
 
 def render_sums(hashes: Mapping[str, str]) -> bytes:

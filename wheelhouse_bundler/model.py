@@ -239,6 +239,7 @@ class Manifest:
     targets: tuple[ManifestTarget, ...]
     files: tuple[ManifestFile, ...]
     accepted_vulns: tuple[AcceptedVuln, ...] = ()
+    tools: tuple[ManifestFile, ...] = ()  # installers (uv) under tools/: in no venv
 
     def files_for(self, target: str) -> list[ManifestFile]:
         return [f for f in self.files if target in f.targets]

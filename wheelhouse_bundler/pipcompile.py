@@ -20,13 +20,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from .bundle import refuse_overwriting
-from .errors import NetworkError, UsageError, name_user_path
+from .errors import NetworkError, UsageError
+from .files import atomic_output
 from .net import describe, make_client
 from .sources import check_not_in_argv, credentials_for, default_source, redact, split_credentials
 
@@ -110,20 +110,12 @@ def compile_lock(source: Path, output: Path | None = None, *, index_url: str | N
     output = output or default_output(source)
     refuse_overwriting([output], [("input", source)])
     index, shown = _index_with_credentials(index_url)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp",
-                                        dir=output.parent)
-    except OSError as exc:  # it names a random name of ours
-        name_user_path(exc, output, exc.filename)
-        raise
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        if output.is_file():  # pip-compile keeps the pins it already wrote, as it does alone
+    # Not fsynced: pip-compile writes the file by path, not through the handle. It starts
+    # from the old lock, so it keeps the pins it already wrote, as it does alone.
+    with atomic_output(output, durable=False) as fh:
+        tmp = Path(fh.name)
+        if output.is_file():
             shutil.copyfile(output, tmp)
-        else:
-            tmp.write_bytes(b"")
         env = child_env(index)
         env["CUSTOM_COMPILE_COMMAND"] = f"wheelhouse-bundler lock {source.name}"
         # pip-compile runs in the input's folder (its relative `-r`/`-c`/`-e` lines mean
@@ -145,15 +137,7 @@ def compile_lock(source: Path, output: Path | None = None, *, index_url: str | N
         text = tmp.read_text()
         if "--hash=sha256:" not in text and re.search(r"^\S+==", text, re.M):
             raise UsageError(f"pip-compile {source.name}: wrote no hashes")
-        if output.is_file():
+        if output.is_file():  # a lock made before keeps its mode
             shutil.copymode(output, tmp)
-        else:
-            tmp.chmod(0o644)  # mkstemp's 0600 is for a secret; a lock is not one
-        os.replace(tmp, output)
-    except OSError as exc:
-        name_user_path(exc, output, tmp)
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)
     packages = len(re.findall(r"^[A-Za-z0-9][^\s;]*==", output.read_text(), re.M))
     return Compiled(output, packages, shown)

@@ -7,11 +7,9 @@ nor decides policy, so the CLI and the tests drive the same path.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import threading
 import time
@@ -19,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
@@ -30,13 +28,13 @@ from .errors import NetworkError, UsageError
 from .export import render
 from .fetch import Fetched as FetchedFile
 from .fetch import FetchSummary, Progress, fetch_all
+from .files import atomic_output, copy_file, write_atomic
 from .index import Index
 from .model import Lock, LockedFile, LockedPackage, Pick, Plan, Source
 from .net import LazyClient
 from .parallel import in_background, run_all
 from .signing import Signature, preflight, sig_path, sign_bundle
 from .sources import check_not_in_argv, default_source
-from .verify import BOOTSTRAP
 
 if TYPE_CHECKING:
     from .audit import Report
@@ -283,10 +281,12 @@ def build(opts: Options, output: Path, progress: Progress | None = None) -> Buil
             report = audit_mod.audit(db, audit_mod.pins_of_manifest(man), opts.ignore_vulns)
             audit_mod.refuse_if_open(report)
             man = replace(man, accepted_vulns=audit_mod.accepted_vulns(report))
-        paths = {**got.paths, **{w.sha256: w.path for w in own}}
         project = ownbuild.project_info(ownbuild.read_pyproject(ownbuild.project_dir(opts.lock)))
         tools = fetch_uv(opts, got.plans) if opts.with_uv else []
-        members = bundle_members(man, got.plans, paths, project, tools,
+        man = replace(man, tools=uvtool.recorded(tools))
+        paths = {**got.paths, **{w.sha256: w.path for w in own},
+                 **{t.sha256: t.path for t in tools if t.path is not None}}
+        members = bundle_members(man, got.plans, paths, project,
                                  memo=(opts.cache_dir or default_root()) / "sbom")
         digest = bundle.write(output, members)
     return Built(output, digest, got.plans, len(man.files),
@@ -359,7 +359,7 @@ def download(opts: Options, dest: Path, progress: Progress | None = None) -> Fet
             return
         # Not fsynced file by file: the verified original stays in the cache, and a
         # copy cut short by a crash has the wrong size, so the next run rewrites it.
-        with bundle.atomic_output(target, durable=False) as out, open(got.path, "rb") as src:
+        with atomic_output(target, durable=False) as out, open(got.path, "rb") as src:
             copy_file(src, out)
         if not existed:  # a file that was there stays, now with the verified bytes
             placed.append(target)
@@ -375,27 +375,6 @@ def download(opts: Options, dest: Path, progress: Progress | None = None) -> Fet
             with contextlib.suppress(OSError):  # only if empty: it may hold other files now
                 folder.rmdir()
         raise
-
-
-def copy_file(src: BinaryIO, out: BinaryIO) -> None:
-    """In-kernel where the OS offers it (no bytes through Python), else in 1 MiB chunks."""
-    size = os.fstat(src.fileno()).st_size
-    offset = 0
-    try:
-        while offset < size:
-            sent = os.sendfile(out.fileno(), src.fileno(), offset, size - offset)
-            if sent == 0:
-                break
-            offset += sent
-    except AttributeError:  # no os.sendfile on this platform
-        pass
-    except OSError as exc:  # not for these files (a filesystem that refuses it): copy
-        if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
-            raise
-    if offset < size:
-        src.seek(offset)
-        out.seek(offset)
-        shutil.copyfileobj(src, out, 1024 * 1024)
 
 
 def fetch_uv(opts: Options, plans: list[Plan]) -> list[uvtool.ToolWheel]:
@@ -416,33 +395,42 @@ def fetch_uv(opts: Options, plans: list[Plan]) -> list[uvtool.ToolWheel]:
 
 
 def bundle_members(man: manifest.Manifest, plans: list[Plan], paths: dict[str, Path],
-                   project: tuple[str, str] | None = None,
-                   tools: list[uvtool.ToolWheel] | None = None, memo: Path | None = None
+                   project: tuple[str, str] | None = None, memo: Path | None = None
                    ) -> list[bundle.Member]:
-    """Members in the bundle's fixed order: manifest, sums, target files (with the SBOM
-    and each target's own.txt), wheels, tool wheels (uv)."""
-    tools = tools or []
-    meta = uvtool.with_tools(manifest.to_json(man), tools)
-    target_files: dict[str, bytes] = {}
-    for plan in sorted(plans, key=lambda p: p.target.name):
-        target_files[manifest.requirements_path(plan.target.name)] = \
-            manifest.requirements_for(plan, man)
-        target_files[manifest.pylock_path(plan.target.name)] = manifest.pylock_for(plan)
-        own = manifest.own_for(plan.target.name, man)
-        if own is not None:
-            target_files[manifest.own_path(plan.target.name)] = own
-    target_files[BOOTSTRAP] = bootstrap_source()
-    target_files[manifest.SBOM] = sbom_for(man, paths, project, memo)
+    """The members `manifest.layout` declares, in its order, each with its bytes: the
+    files made here from the plans and the manifest, the wheels and tool wheels from
+    `paths` (sha256 -> file on disk)."""
+    meta = manifest.to_json(man)
+    plan_of = {p.target.name: p for p in plans}
+
+    def own(part: manifest.Part) -> bytes:
+        data = manifest.own_for(part.target, man)
+        assert data is not None  # the layout has own.txt only for targets with own wheels
+        return data
+
+    make: dict[str, Callable[[manifest.Part], bytes]] = {
+        "requirements": lambda part: manifest.requirements_for(plan_of[part.target], man),
+        "pylock": lambda part: manifest.pylock_for(plan_of[part.target]),
+        "own": own,
+        "bootstrap": lambda _: bootstrap_source(),
+        "sbom": lambda _: sbom_for(man, paths, project, memo),
+    }
+    parts = manifest.layout(man)
+    made = {part.path: make[part.kind](part) for part in parts if part.kind in make}
     hashes = {manifest.MANIFEST: hashlib.sha256(meta).hexdigest()}
-    hashes.update({p: hashlib.sha256(d).hexdigest() for p, d in target_files.items()})
-    hashes.update({manifest.wheel_path(f.filename): f.sha256 for f in man.files})
-    hashes.update({uvtool.tool_path(t.filename): t.sha256 for t in tools})
-    members = [bundle.Member(manifest.MANIFEST, data=meta),
-               bundle.Member(manifest.SUMS, data=manifest.render_sums(hashes))]
-    members += [bundle.Member(p, data=d) for p, d in sorted(target_files.items())]
-    members += [bundle.Member(manifest.wheel_path(f.filename), source=paths[f.sha256])
-                for f in man.files]
-    members += [bundle.Member(uvtool.tool_path(t.filename), source=t.path) for t in tools]
+    hashes.update({path: hashlib.sha256(data).hexdigest() for path, data in made.items()})
+    hashes.update({part.path: part.sha256 for part in parts if part.sha256 is not None})
+    members = []
+    for part in parts:
+        if part.kind == "manifest":
+            members.append(bundle.Member(part.path, data=meta))
+        elif part.kind == "sums":
+            members.append(bundle.Member(part.path, data=manifest.render_sums(hashes)))
+        elif part.path in made:
+            members.append(bundle.Member(part.path, data=made[part.path]))
+        else:
+            assert part.sha256 is not None
+            members.append(bundle.Member(part.path, source=paths[part.sha256]))
     return members
 
 
@@ -467,13 +455,9 @@ def sbom_for(man: manifest.Manifest, paths: dict[str, Path], project: tuple[str,
 
     data = sbom.build(man, paths, project)
     if path is not None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(data)
-            tmp.replace(path)
-        except OSError:  # only a memo: the bundle being written is what must not fail
-            tmp.unlink(missing_ok=True)
+        # Only a memo: not fsynced, and the bundle being written is what must not fail.
+        with contextlib.suppress(OSError):
+            write_atomic(path, data, durable=False, private=True)
     return data
 
 

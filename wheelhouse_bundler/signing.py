@@ -22,8 +22,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .bundle import atomic_output, sidecar_path
+from .bundle import sidecar_path
 from .errors import IntegrityError, UsageError
+from .files import atomic_output
 
 NAMESPACE = "wheelhouse-bundler"
 """The SSHSIG namespace: a signature made for anything else (git, files) never passes."""

@@ -13,7 +13,6 @@ with its cache inside the staging folder: as with pip, the bundle alone decides.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
@@ -26,10 +25,10 @@ from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
 from .errors import InstallError, UsageError
-from .model import Target
+from .manifest import TOOLS
+from .model import ManifestFile, Target
 from .sources import strip_credentials
 
-TOOLS = "tools"
 INSTALLERS = ("auto", "pip", "uv")
 
 
@@ -39,10 +38,6 @@ class Uv:
 
     binary: Path
     cache: Path
-
-
-def tool_path(filename: str) -> str:
-    return f"{TOOLS}/{filename}"
 
 
 def _env(cache: Path) -> dict[str, str]:
@@ -185,13 +180,9 @@ def pick(listed: list[tuple[str, str, str | None]], version: str, targets: list[
     return sorted(chosen.values(), key=lambda t: t.filename)
 
 
-def with_tools(manifest_json: bytes, tools: list[ToolWheel]) -> bytes:
-    """The manifest text with a `tools` list (same rendering: sorted keys, indent 2)."""
-    if not tools:
-        return manifest_json
-    doc = json.loads(manifest_json)
-    doc["tools"] = [{"filename": t.filename, "path": tool_path(t.filename), "sha256": t.sha256,
-                     "size": t.size, "name": "uv", "version": t.version,
-                     "origin": strip_credentials(t.url), "targets": list(t.targets)}
-                    for t in tools]
-    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+def recorded(tools: list[ToolWheel]) -> tuple[ManifestFile, ...]:
+    """The manifest's `tools` entries: each wheel by hash and size, its origin without
+    credentials (verify checks the member against them, like any wheel's)."""
+    return tuple(ManifestFile(filename=t.filename, sha256=t.sha256, size=t.size, name="uv",
+                              version=t.version, origin=strip_credentials(t.url),
+                              targets=t.targets) for t in tools)

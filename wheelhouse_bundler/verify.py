@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 import posixpath
 import queue
@@ -27,17 +26,7 @@ from typing import BinaryIO
 from . import signing
 from .bundle import sidecar_path
 from .errors import IntegrityError, UsageError
-from .manifest import (
-    MANIFEST,
-    SBOM,
-    SUMS,
-    from_json,
-    own_path,
-    parse_sums,
-    pylock_path,
-    requirements_path,
-    wheel_path,
-)
+from .manifest import MANIFEST, SUMS, from_json, layout, parse_sums
 from .model import Manifest
 from .tarstream import MAX_TAIL, Member, TarStream, decompressed
 
@@ -47,8 +36,6 @@ MAX_META = 64 * 1024 * 1024
 MAX_TARGET_FILE = 16 * 1024 * 1024
 PER_MEMBER = 8 * 1024
 """Header, pax header and padding allowance per member when bounding the bytes read."""
-BOOTSTRAP = "install.py"
-"""The stdlib-only restore script every bundle carries (standalone/bootstrap.py)."""
 
 
 @dataclass(frozen=True)
@@ -206,24 +193,11 @@ def _read_small(stream: TarStream, member: Member, limit: int) -> bytes:
 Expected = dict[str, tuple[int | None, str | None]]
 
 
-def _expected_members(manifest: Manifest, raw: bytes = b"{}") -> Expected:
-    """Every path the manifest accounts for, with size and sha256 where it records them:
-    wheels, target files, the bootstrap `install.py`, and tool wheels (uv) listed under
-    the manifest's `tools` key (`raw` is the manifest's JSON text)."""
-    expected: Expected = {wheel_path(f.filename): (f.size, f.sha256) for f in manifest.files}
-    for t in manifest.targets:
-        expected[requirements_path(t.name)] = (None, None)
-        expected[pylock_path(t.name)] = (None, None)
-        if any(f.own for f in manifest.files_for(t.name)):
-            expected[own_path(t.name)] = (None, None)
-    expected[BOOTSTRAP] = (None, None)
-    expected[SBOM] = (None, None)
-    try:
-        tools = json.loads(raw).get("tools", [])
-        for tool in tools:
-            expected[str(tool["path"])] = (int(tool["size"]), str(tool["sha256"]))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise IntegrityError(f"{MANIFEST}: malformed tools list ({exc})") from exc
+def _expected_members(manifest: Manifest) -> Expected:
+    """Every path the manifest accounts for but itself and SHA256SUMS (manifest.layout),
+    with size and sha256 where it records them (wheels and tool wheels)."""
+    expected: Expected = {p.path: (p.size, p.sha256) for p in layout(manifest)
+                          if p.kind not in ("manifest", "sums")}
     for rel in expected:  # install opens these paths: they must be as safe as members
         why = _unsafe(rel)
         if why is not None:
@@ -289,7 +263,7 @@ def _walk(path: Path, reader: _HashingReader, extract_to: Path | None
                                      f"found {member.name!r}")
             data = _read_small(stream, member, MAX_META)
             manifest = from_json(data)
-            expected = _expected_members(manifest, data)
+            expected = _expected_members(manifest)
             stream.limit = _budget(stream.consumed, expected)
             meta_digest = hashlib.sha256(data).hexdigest()
             _save(extract_to, top, rel, data)

@@ -36,12 +36,42 @@ import sys
 import sysconfig
 import time
 
-MANIFEST = "manifest.json"
-SUMS = "SHA256SUMS"
-SELF = "install.py"
 STAMP = "%Y%m%dT%H%M%SZ"
 _RELEASE_NAME = re.compile(r"-(\d{8}T\d{6}Z)(?:-(\d+))?$")
 _SAME_INTERPRETER = ("python_version", "sys_platform", "implementation_name")
+
+
+# ---- the bundle's layout, declared here once. This file ships inside every bundle and
+# may import nothing from wheelhouse_bundler, so the tool's manifest.py imports these
+# names from here instead (manifest.layout lists a bundle's members with them).
+MANIFEST = "manifest.json"
+SUMS = "SHA256SUMS"
+SELF = "install.py"
+SBOM = "sbom.cdx.json"
+WHEELS = "wheels"
+TOOLS = "tools"
+
+
+def wheel_path(filename: str) -> str:
+    return f"{WHEELS}/{filename}"
+
+
+def tool_path(filename: str) -> str:
+    """A tool's wheel (uv): recorded by hash, installed into nothing."""
+    return f"{TOOLS}/{filename}"
+
+
+def requirements_path(target: str) -> str:
+    return f"targets/{target}/requirements.txt"
+
+
+def own_path(target: str) -> str:
+    """The project's own wheels for a target, installed after requirements.txt."""
+    return f"targets/{target}/own.txt"
+
+
+def pylock_path(target: str) -> str:
+    return f"targets/{target}/pylock.toml"
 
 
 def printable(text: str) -> str:
@@ -462,7 +492,7 @@ def verify_folder(root: str) -> dict:
     if sums.get(MANIFEST) != hashlib.sha256(manifest_bytes).hexdigest():
         raise integrity(f"{MANIFEST}: sha256 does not match {SUMS}")
     for f in files:
-        rel = "wheels/" + f["filename"]
+        rel = wheel_path(f["filename"])
         if sums.get(rel) != f["sha256"]:
             raise integrity(f"{rel}: {SUMS} and {MANIFEST} disagree on its sha256")
         size = os.path.getsize(os.path.join(root, rel)) \
@@ -472,7 +502,7 @@ def verify_folder(root: str) -> dict:
         if size != f["size"]:
             raise integrity("{}: {} bytes, the manifest says {}".format(rel, size, f["size"]))
     for name in target_names:
-        if f"targets/{name}/requirements.txt" not in sums:
+        if requirements_path(name) not in sums:
             raise integrity(f"{SUMS} does not list the requirements of target {name}")
     for rel, digest in sorted(sums.items()):
         path = os.path.join(root, *rel.split("/"))
@@ -685,12 +715,12 @@ def restore(root: str, venv: str, target: str | None = None, keep: int | None = 
         py = venv_python(release)
         log("installing offline with pip")
         # requirements.txt, then the project's own wheels (own.txt) when the bundle has them
-        for name in ("requirements.txt", "own.txt"):
-            listing = os.path.join(root, "targets", chosen, name)
-            if name == "own.txt" and not os.path.isfile(listing):
+        for rel in (requirements_path(chosen), own_path(chosen)):
+            listing = os.path.join(root, *rel.split("/"))
+            if rel == own_path(chosen) and not os.path.isfile(listing):
                 continue
-            run(pip_install(py, os.path.join(root, "wheels"), listing),
-                f"pip install ({name})", clean_env())
+            run(pip_install(py, os.path.join(root, WHEELS), listing),
+                "pip install ({})".format(rel.rsplit("/", 1)[1]), clean_env())
         run([py, "-m", "pip", "check"], "pip check", clean_env())
         imported = smoke(py, distributions_for(manifest, chosen), smoke_command,
                          smoke_imports, log)
