@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import gc
 import json
 import math
 import sys
 import threading
 import traceback
+from collections.abc import Callable
+from inspect import Parameter, signature
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +24,7 @@ import typer
 
 from . import __version__
 from .errors import BundlerError, UsageError, printable, printable_lines
+from .options import Build, Network, Selection
 
 app = typer.Typer(
     name="wheelhouse-bundler",
@@ -162,22 +166,75 @@ def _emit_json(doc: Any) -> None:
     typer.echo(json.dumps(doc, indent=2, sort_keys=True))
 
 
-def _options(lock: Path, fmt: str | None, target: list[str] | None, with_: list[str] | None,
-             without: list[str] | None, only: list[str] | None, extras: list[str] | None,
-             all_extras: bool, index_url: str | None, cache_dir: Path | None = None,
-             jobs: int = 16, *, offline: bool = False, timeout: float = 30.0,
-             cert: Path | None = None, client_cert: Path | None = None,
-             target_file: list[Path] | None = None, allow_unhashed: bool = False):
-    from .pipeline import Options
+class _Group:
+    """Options declared once: the parameters of `make`, which turns them into one group.
 
-    return Options(lock=lock, fmt=fmt, targets=tuple(target or ()),
-                   target_files=tuple(target_file or ()),
-                   with_groups=tuple(with_ or ()), without_groups=tuple(without or ()),
-                   only_groups=tuple(only or ()), extras=tuple(extras or ()),
-                   all_extras=all_extras, index_url=index_url, cache_dir=cache_dir, jobs=jobs,
-                   offline=offline, timeout=timeout, cert=str(cert) if cert else None,
-                   client_cert=str(client_cert) if client_cert else None,
-                   allow_unhashed=allow_unhashed)
+    A command takes a group as a parameter whose default is the _Group; `_grouped` puts
+    the group's options in its place (same order, help and defaults in every command) and
+    hands the command the group made, and validated, from them.
+    """
+
+    def __init__(self, make: Callable[..., Any]) -> None:
+        self.make = make
+        self.params = tuple(signature(make, eval_str=True).parameters.values())
+
+
+def _grouped(command: Callable[..., None]) -> Callable[..., None]:
+    """The command as typer sees it: each _Group parameter replaced by the group's options.
+
+    Every parameter becomes keyword-only (typer passes them all by name), so a group's
+    options, which all have defaults, may stand before a required one.
+    """
+    sig = signature(command, eval_str=True)
+    groups = {p.name: p.default for p in sig.parameters.values()
+              if isinstance(p.default, _Group)}
+    params = [q.replace(kind=Parameter.KEYWORD_ONLY)
+              for p in sig.parameters.values()
+              for q in (groups[p.name].params if p.name in groups else (p,))]
+
+    @functools.wraps(command)
+    def run(**given: Any) -> None:
+        for name, group in groups.items():
+            given[name] = group.make(**{p.name: given.pop(p.name) for p in group.params})
+        command(**given)
+
+    run.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in params}
+    return run
+
+
+def _select(lock: LockArg, target: TargetOpt = None, target_file: TargetFileOpt = None,
+            with_: WithOpt = None, without: WithoutOpt = None, only: OnlyOpt = None,
+            extras: ExtrasOpt = None, all_extras: AllExtrasOpt = False,
+            fmt: FormatOpt = None, allow_unhashed: AllowUnhashedOpt = False) -> Selection:
+    selection = Selection(
+        lock=lock, fmt=fmt, targets=tuple(target or ()), target_files=tuple(target_file or ()),
+        with_groups=tuple(with_ or ()), without_groups=tuple(without or ()),
+        only_groups=tuple(only or ()), extras=tuple(extras or ()), all_extras=all_extras,
+        allow_unhashed=allow_unhashed)
+    selection.validate()
+    return selection
+
+
+def _network(index_url: IndexOpt = None, cache_dir: CacheOpt = None, jobs: JobsOpt = 16,
+             offline: OfflineOpt = False, timeout: TimeoutOpt = 30.0, cert: CertOpt = None,
+             client_cert: ClientCertOpt = None) -> Network:
+    network = Network(index_url=index_url, cache_dir=cache_dir, jobs=jobs, offline=offline,
+                      timeout=timeout, cert=str(cert) if cert else None,
+                      client_cert=str(client_cert) if client_cert else None)
+    network.validate()
+    return network
+
+
+def _index_only(index_url: IndexOpt = None) -> Network:
+    return _network(index_url)
+
+
+# What to select and how to reach the network: the same options in export, bundle and
+# download (export reaches only the index, with the default client settings).
+SELECT = _Group(_select)
+NETWORK = _Group(_network)
+INDEX_ONLY = _Group(_index_only)
 
 
 def _fetch_line(f: Any) -> str:
@@ -221,16 +278,13 @@ class _Bar:
              "wheelhouse-bundler export poetry.lock --with dev -o requirements.txt\n\n"
              "wheelhouse-bundler export . -t host -t cp312-win_amd64 -o reqs/\n\n"
              "wheelhouse-bundler export . --target-file bastion.json -o requirements.txt")
+@_grouped
 def export(
-    lock: LockArg,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", parser=_output_path,
         help="File to write (one target) or folder (one <target>.txt each). "
         "Default: stdout.")] = None,
-    target: TargetOpt = None, target_file: TargetFileOpt = None, with_: WithOpt = None,
-    without: WithoutOpt = None, only: OnlyOpt = None, extras: ExtrasOpt = None,
-    all_extras: AllExtrasOpt = False, fmt: FormatOpt = None, index_url: IndexOpt = None,
-    allow_unhashed: AllowUnhashedOpt = False,
+    selection: Selection = SELECT, network: Network = INDEX_ONLY,
     quiet: QuietOpt = False,
 ) -> None:
     """Write pinned, hashed requirements for each target (markers evaluated)."""
@@ -239,9 +293,7 @@ def export(
     from .pipeline import inputs_of
 
     _Out.quiet = quiet
-    opts = _options(lock, fmt, target, with_, without, only, extras, all_extras, index_url,
-                    target_file=target_file, allow_unhashed=allow_unhashed)
-    texts = run_export(opts)
+    texts = run_export(selection, network)
     if output is None:
         if len(texts) > 1:
             raise UsageError("several targets: give -o FOLDER to write one file per target")
@@ -253,7 +305,7 @@ def export(
                          "suffix")
     one = len(texts) == 1 and not output.is_dir()
     refuse_overwriting([output] if one else [output / f"{n}.txt" for n in texts],
-                       inputs_of(opts))
+                       inputs_of(selection, network))
     if one:
         with atomic_output(output) as fh:
             fh.write(next(iter(texts.values())).encode())
@@ -293,72 +345,61 @@ IgnoreVulnOpt = Annotated[list[str] | None, typer.Option(
     "repeatable; bundle records each acceptance in the manifest.")]
 
 
+def _build(dist: DistOpt = None, no_own: NoOwnOpt = False,
+           no_isolation: NoIsolationOpt = False,
+           audit: Annotated[bool, typer.Option(
+               "--audit", help="Refuse to write the bundle when an advisory in --osv-db "
+               "matches a bundled version (exit 3).")] = False,
+           osv_db: OsvDbOpt = None, ignore_vuln: IgnoreVulnOpt = None,
+           with_uv: Annotated[bool, typer.Option(
+               "--with-uv", help="Carry uv's wheel for each target (from the index) so "
+               "`install` can use it offline: much faster than pip.")] = False,
+           uv_version: Annotated[str | None, typer.Option(
+               "--uv-version", help="The uv version --with-uv carries (default: the pinned "
+               "one).")] = None,
+           sign: Annotated[Path | None, typer.Option(
+               "--sign", metavar="KEY", help="Sign the tarball with this SSH private key (or "
+               "the .pub of a key held by ssh-agent): writes <out>.sig, an SSHSIG signature "
+               "made with `ssh-keygen -Y sign -n wheelhouse-bundler`. Never prompts for a "
+               "passphrase.")] = None) -> Build:
+    what = Build(own=not no_own, dist=dist, build_isolation=not no_isolation, audit=audit,
+                 osv_db=osv_db, ignore_vulns=tuple(ignore_vuln or ()), with_uv=with_uv,
+                 uv_version=uv_version, sign_key=sign)
+    what.validate()
+    return what
+
+
+BUILD = _Group(_build)
+
+
 @app.command(epilog="Examples:\n\n"
              "wheelhouse-bundler bundle poetry.lock -t cp311-manylinux_2_28_x86_64 -o app.tar\n\n"
              "wheelhouse-bundler bundle . -t host -t cp312-musllinux_1_2_aarch64 "
              "-t cp313-win_amd64 -o app.tar\n\n"
              "wheelhouse-bundler bundle . --target-file bastion.json -o app.tar   "
              "(bastion.json: `python3 probe.py` run on the bastion; see target-info)")
+@_grouped
 def bundle(
-    lock: LockArg,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", parser=_output_path,
         help="The bundle to write: .tar (fast, wheels are compressed) or "
         ".tar.gz; or a folder. Default name: <project>-<version>-<lock sha256 prefix>.tar "
         "in the current (or given) folder.")] = None,
-    target: TargetOpt = None, target_file: TargetFileOpt = None, with_: WithOpt = None,
-    without: WithoutOpt = None, only: OnlyOpt = None, extras: ExtrasOpt = None,
-    all_extras: AllExtrasOpt = False, fmt: FormatOpt = None, index_url: IndexOpt = None,
-    allow_unhashed: AllowUnhashedOpt = False,
-    cache_dir: CacheOpt = None,
-    jobs: JobsOpt = 16, offline: OfflineOpt = False, timeout: TimeoutOpt = 30.0,
-    cert: CertOpt = None, client_cert: ClientCertOpt = None,
-    dist: DistOpt = None, no_own: NoOwnOpt = False, no_isolation: NoIsolationOpt = False,
-    audit: Annotated[bool, typer.Option(
-        "--audit", help="Refuse to write the bundle when an advisory in --osv-db matches a "
-        "bundled version (exit 3).")] = False,
-    osv_db: OsvDbOpt = None, ignore_vuln: IgnoreVulnOpt = None,
-    with_uv: Annotated[bool, typer.Option(
-        "--with-uv", help="Carry uv's wheel for each target (from the index) so `install` "
-        "can use it offline: much faster than pip.")] = False,
-    uv_version: Annotated[str | None, typer.Option(
-        "--uv-version", help="The uv version --with-uv carries (default: the pinned one).")
-    ] = None,
-    sign: Annotated[Path | None, typer.Option(
-        "--sign", metavar="KEY", help="Sign the tarball with this SSH private key (or the "
-        ".pub of a key held by ssh-agent): writes <out>.sig, an SSHSIG signature made with "
-        "`ssh-keygen -Y sign -n wheelhouse-bundler`. Never prompts for a passphrase.")
-    ] = None,
+    selection: Selection = SELECT, network: Network = NETWORK, what: Build = BUILD,
     json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Export, download every wheel (hash-checked) and pack one deterministic tarball."""
-    _preload_tls(offline, cert, client_cert)
-    from dataclasses import replace
-
+    _preload_tls(network)
     from .pipeline import build_signed, default_output
 
     _Out.quiet = quiet
     if output is None or output.is_dir():
-        output = default_output(lock, output or Path.cwd())
+        output = default_output(selection.lock, output or Path.cwd())
     if not output.name.endswith((".tar", ".tar.gz", ".tgz")):
         raise UsageError(f"{output}: the bundle name must end in .tar, .tar.gz or .tgz")
-    if osv_db is not None and not audit:
-        raise UsageError("--osv-db is for --audit (or the audit command)")
-    opts = replace(_options(lock, fmt, target, with_, without, only, extras, all_extras,
-                            index_url, cache_dir, jobs, offline=offline, timeout=timeout,
-                            cert=cert, client_cert=client_cert, target_file=target_file,
-                            allow_unhashed=allow_unhashed),
-                   own=not no_own, dist=dist, build_isolation=not no_isolation,
-                   audit=audit, osv_db=osv_db, ignore_vulns=tuple(ignore_vuln or ()))
-    if sign is not None:
-        opts = replace(opts, sign_key=sign)
-    if with_uv:
-        opts = replace(opts, with_uv=True, uv_version=uv_version or opts.uv_version)
-    elif uv_version:
-        raise UsageError("--uv-version is for --with-uv")
     bar = _Bar(quiet)
     try:
-        built, signature = build_signed(opts, output, progress=bar)
+        built, signature = build_signed(selection, network, what, output, progress=bar)
     finally:
         bar.close()
     f = built.fetch
@@ -389,31 +430,21 @@ def bundle(
 
 
 @app.command(epilog="Example: wheelhouse-bundler download poetry.lock -t cp312-win_amd64 -d whl/")
+@_grouped
 def download(
-    lock: LockArg,
     dest: Annotated[Path, typer.Option("--dest", "-d", parser=_output_path,
                                        help="Folder for the wheels.")],
-    target: TargetOpt = None, target_file: TargetFileOpt = None, with_: WithOpt = None,
-    without: WithoutOpt = None, only: OnlyOpt = None, extras: ExtrasOpt = None,
-    all_extras: AllExtrasOpt = False, fmt: FormatOpt = None, index_url: IndexOpt = None,
-    allow_unhashed: AllowUnhashedOpt = False,
-    cache_dir: CacheOpt = None,
-    jobs: JobsOpt = 16, offline: OfflineOpt = False, timeout: TimeoutOpt = 30.0,
-    cert: CertOpt = None, client_cert: ClientCertOpt = None,
+    selection: Selection = SELECT, network: Network = NETWORK,
     json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Download each target's wheels (hash-checked) into a folder, without bundling."""
-    _preload_tls(offline, cert, client_cert)
+    _preload_tls(network)
     from .pipeline import download as run_download
 
     _Out.quiet = quiet
     bar = _Bar(quiet)
     try:
-        got = run_download(_options(lock, fmt, target, with_, without, only, extras,
-                                    all_extras, index_url, cache_dir, jobs, offline=offline,
-                                    timeout=timeout, cert=cert, client_cert=client_cert,
-                                    target_file=target_file, allow_unhashed=allow_unhashed),
-                           dest, progress=bar)
+        got = run_download(selection, network, dest, progress=bar)
     finally:
         bar.close()
     files = sorted({p.file.filename for plan in got.plans for p in plan.picks
@@ -763,15 +794,13 @@ def lock_cmd(
               f"(resolved for this host against {done.index})")
 
 
-def _preload_tls(offline: bool, cert: Path | None, client_cert: Path | None) -> None:
+def _preload_tls(network: Network) -> None:
     """Before the heavy imports of a command that will likely fetch: see tls.preload.
-    The certificate files are checked even --offline (tls.check_files)."""
-    from .tls import check_files, preload
+    (The certificate files were checked already, even --offline: Network.validate.)"""
+    if not network.offline:
+        from .tls import preload
 
-    paths = (str(cert) if cert else None, str(client_cert) if client_cert else None)
-    check_files(*paths)
-    if not offline:
-        preload(*paths)
+        preload(network.cert, network.client_cert)
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:
