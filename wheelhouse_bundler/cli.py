@@ -24,7 +24,7 @@ import typer
 
 from . import __version__
 from .errors import BundlerError, UsageError, printable, printable_lines
-from .options import Build, Network, Selection
+from .options import Build, Network, Selection, Trust
 
 app = typer.Typer(
     name="wheelhouse-bundler",
@@ -138,10 +138,9 @@ RequireSigOpt = Annotated[bool, typer.Option(
     "--allowed-signers.")]
 
 
-def _trust(allowed_signers: Path | None, identity: str | None, require: bool):
-    from .signing import Trust
-
-    trust = Trust(allowed_signers, identity, require)
+def _trust(allowed_signers: AllowedSignersOpt = None, identity: IdentityOpt = None,
+           require_signature: RequireSigOpt = False) -> Trust:
+    trust = Trust(allowed_signers, identity, require_signature)
     trust.validate()
     return trust
 
@@ -235,6 +234,8 @@ def _index_only(index_url: IndexOpt = None) -> Network:
 SELECT = _Group(_select)
 NETWORK = _Group(_network)
 INDEX_ONLY = _Group(_index_only)
+# What a bundle's signature must verify against: verify, inspect, diff, install, rehearse.
+TRUST = _Group(_trust)
 
 
 def _fetch_line(f: Any) -> str:
@@ -463,14 +464,14 @@ def download(
              "wheelhouse-bundler verify app.tar\n\n"
              "wheelhouse-bundler verify app.tar --allowed-signers allowed_signers "
              "--require-signature")
-def verify(bundle: BundleArg, allowed_signers: AllowedSignersOpt = None,
-           identity: IdentityOpt = None, require_signature: RequireSigOpt = False,
-           json_out: JsonOpt = False, quiet: QuietOpt = False) -> None:
+@_grouped
+def verify(bundle: BundleArg, trust: Trust = TRUST, json_out: JsonOpt = False,
+           quiet: QuietOpt = False) -> None:
     """Check the tarball: signature, sidecar, every member's size and sha256, safe names."""
     from .verify import verify_signed
 
     _Out.quiet = quiet
-    v = verify_signed(bundle, trust=_trust(allowed_signers, identity, require_signature))
+    v = verify_signed(bundle, trust=trust)
     if json_out:
         _emit_json({"bundle": str(bundle), "ok": True, "sha256": v.sha256, "sidecar": v.sidecar,
                     "targets": [t.name for t in v.manifest.targets],
@@ -485,15 +486,15 @@ def verify(bundle: BundleArg, allowed_signers: AllowedSignersOpt = None,
 
 
 @app.command(epilog="Example: wheelhouse-bundler inspect app.tar --json")
+@_grouped
 def inspect(bundle: BundleArg, json_out: JsonOpt = False,
             sbom: Annotated[bool, typer.Option(
                 "--sbom", help="Print the bundle's CycloneDX SBOM (sbom.cdx.json) instead.")
-            ] = False, allowed_signers: AllowedSignersOpt = None,
-            identity: IdentityOpt = None, require_signature: RequireSigOpt = False) -> None:
+            ] = False, trust: Trust = TRUST) -> None:
     """List the bundle's signer, targets, packages, versions and sizes (after verifying it)."""
     from .verify import verify_signed
 
-    v = verify_signed(bundle, trust=_trust(allowed_signers, identity, require_signature))
+    v = verify_signed(bundle, trust=trust)
     m = v.manifest
     if sbom:
         from .sbom import from_bundle
@@ -533,11 +534,11 @@ def inspect(bundle: BundleArg, json_out: JsonOpt = False,
 @app.command("diff", epilog="Examples:\n\n"
              "wheelhouse-bundler diff app-1.4.tar app-1.5.tar\n\n"
              "wheelhouse-bundler diff old.tar new.tar --json --allowed-signers allowed_signers")
+@_grouped
 def diff_cmd(
     old: Annotated[Path, typer.Argument(metavar="OLD", help="The bundle in use now.")],
     new: Annotated[Path, typer.Argument(metavar="NEW", help="The bundle proposed to replace it.")],
-    allowed_signers: AllowedSignersOpt = None, identity: IdentityOpt = None,
-    require_signature: RequireSigOpt = False, json_out: JsonOpt = False,
+    trust: Trust = TRUST, json_out: JsonOpt = False,
 ) -> None:
     """Per target, the packages added, removed and changed (version or file hash).
 
@@ -546,7 +547,6 @@ def diff_cmd(
     from . import diff as diff_mod
     from .verify import verify_signed
 
-    trust = _trust(allowed_signers, identity, require_signature)
     checked = []
     for role, path in (("old", old), ("new", new)):
         try:
@@ -622,6 +622,7 @@ InstallerOpt = Annotated[str, typer.Option(
 
 
 @app.command(epilog="Example: wheelhouse-bundler install app.tar --venv /opt/app/venv --keep 3")
+@_grouped
 def install(
     bundle: BundleArg,
     venv: Annotated[Path, typer.Option("--venv", help="Where the venv appears: a symlink to a "
@@ -632,18 +633,17 @@ def install(
         "--target", "-t", help="Bundle target to install. Default: the best fit for "
         "the interpreter.")] = None,
     keep: KeepOpt = None, no_smoke: NoSmokeOpt = False, smoke: SmokeOpt = None,
-    installer: InstallerOpt = "auto", allowed_signers: AllowedSignersOpt = None,
-    identity: IdentityOpt = None, require_signature: RequireSigOpt = False,
+    installer: InstallerOpt = "auto", trust: Trust = TRUST,
     json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Verify, then install offline into a fresh venv and switch --venv to it atomically."""
+    from .install import Restore
     from .install import install as run_install
 
     _Out.quiet = quiet or json_out
-    trust = _trust(allowed_signers, identity, require_signature)
-    done = run_install(bundle, venv, python=python, target=target, log=_Out.info, keep=keep,
-                       smoke_imports=not no_smoke, smoke_command=smoke, installer=installer,
-                       trust=trust)
+    how = Restore(python=python, target=target, installer=installer,
+                  smoke_imports=not no_smoke, smoke_command=smoke)
+    done = run_install(bundle, venv, how, trust=trust, keep=keep, log=_Out.info)
     if json_out:
         _emit_json({"venv": str(done.venv), "release": str(done.release), "target": done.target,
                     "packages": done.packages,
@@ -681,6 +681,7 @@ def rollback(
 @app.command(epilog="Examples:\n\n"
              "wheelhouse-bundler rehearse app.tar --report drill.md\n\n"
              "wheelhouse-bundler rehearse app.tar --smoke 'myapp --version' --json")
+@_grouped
 def rehearse(
     bundle: BundleArg,
     smoke: SmokeOpt = None, no_smoke: NoSmokeOpt = False,
@@ -691,15 +692,14 @@ def rehearse(
     report_file: Annotated[Path | None, typer.Option(
         "--report", parser=_output_path,
         help="Also write the Markdown report to this file.")] = None,
-    allowed_signers: AllowedSignersOpt = None, identity: IdentityOpt = None,
-    require_signature: RequireSigOpt = False,
-    json_out: JsonOpt = False,
+    trust: Trust = TRUST, json_out: JsonOpt = False,
 ) -> None:
     """DR drill: restore into a scratch folder with no network; time every step; report.
 
     Exits with the failure's code (3 integrity, 5 install, ...) when anything failed.
     """
     from .bundle import atomic_output, check_writable, refuse_overwriting, sidecar_path
+    from .install import Restore
     from .rehearse import reexec_in_namespace, to_json, to_markdown
     from .rehearse import rehearse as run_rehearse
 
@@ -709,20 +709,20 @@ def rehearse(
     args += ["--python", python] if python else []
     args += ["--report", str(report_file)] if report_file else []
     args += ["--json"] if json_out else []
-    trust = _trust(allowed_signers, identity, require_signature)
     if report_file is not None:
         check_writable(report_file, "--report")
         refuse_overwriting([report_file], [
             ("bundle", bundle), ("bundle's sidecar", sidecar_path(bundle)),
-            ("--allowed-signers file", allowed_signers)])
-    args += ["--allowed-signers", str(allowed_signers)] if allowed_signers else []
-    args += ["--identity", identity] if identity else []
-    args += ["--require-signature"] if require_signature else []
+            ("--allowed-signers file", trust.allowed_signers)])
+    args += ["--allowed-signers", str(trust.allowed_signers)] if trust.allowed_signers else []
+    args += ["--identity", trust.identity] if trust.identity else []
+    args += ["--require-signature"] if trust.require else []
     code = reexec_in_namespace(args)
     if code is not None:
         raise typer.Exit(code)
-    report = run_rehearse(bundle, smoke_command=smoke, smoke_imports=not no_smoke,
-                          python=python, installer=installer, trust=trust)
+    how = Restore(python=python, installer=installer, smoke_imports=not no_smoke,
+                  smoke_command=smoke)
+    report = run_rehearse(bundle, how, trust=trust)
     markdown = printable_lines(to_markdown(report))
     if report_file is not None:
         with atomic_output(report_file) as fh:

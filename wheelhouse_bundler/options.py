@@ -1,10 +1,11 @@
-"""What the user asked for, in three small groups, each with the rules that tie its flags.
+"""What the user asked for, in small groups, each with the rules that tie its flags.
 
 `Selection` says what to take from the lock, `Network` how to reach the indexes, `Build`
-what else goes into a bundle. The CLI fills them from flags and validates each once;
-every pipeline step takes only the groups it uses, so a new flag lands in one group and
-its rules beside it instead of in a bag every step carries. Plain values, no I/O at
-import: the CLI builds them before its heavy imports.
+what else goes into a bundle, `Trust` what a bundle's signature must verify against.
+The CLI fills them from flags and validates each once; every step takes only the groups
+it uses, so a new flag lands in one group and its rules beside it instead of in a bag
+every step carries. Plain values, no I/O at import: the CLI builds them before its
+heavy imports.
 """
 
 from __future__ import annotations
@@ -100,3 +101,22 @@ class Build:
     def inputs(self) -> Inputs:
         return [("OSV database", self.osv_db), ("signing key", self.sign_key),
                 ("--dist folder", self.dist)]
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What a bundle's signature is checked against (verify/install/rehearse flags)."""
+
+    allowed_signers: Path | None = None
+    identity: str | None = None
+    require: bool = False
+
+    def validate(self) -> None:
+        """Flag combinations that cannot mean what the user wants are usage errors."""
+        if self.allowed_signers is None:
+            if self.require:
+                raise UsageError("--require-signature needs --allowed-signers FILE")
+            if self.identity is not None:
+                raise UsageError("--identity needs --allowed-signers FILE")
+        elif not self.allowed_signers.is_file():
+            raise UsageError(f"{self.allowed_signers}: no such allowed_signers file")
