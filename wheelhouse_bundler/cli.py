@@ -16,7 +16,8 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from inspect import Parameter, signature
+from inspect import Parameter
+from inspect import signature as _signature
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -175,7 +176,7 @@ class _Group:
 
     def __init__(self, make: Callable[..., Any]) -> None:
         self.make = make
-        self.params = tuple(signature(make, eval_str=True).parameters.values())
+        self.params = tuple(_signature(make, eval_str=True).parameters.values())
 
 
 def _grouped(command: Callable[..., None]) -> Callable[..., None]:
@@ -184,7 +185,7 @@ def _grouped(command: Callable[..., None]) -> Callable[..., None]:
     Every parameter becomes keyword-only (typer passes them all by name), so a group's
     options, which all have defaults, may stand before a required one.
     """
-    sig = signature(command, eval_str=True)
+    sig = _signature(command, eval_str=True)
     groups = {p.name: p.default for p in sig.parameters.values()
               if isinstance(p.default, _Group)}
     params = [q.replace(kind=Parameter.KEYWORD_ONLY)
