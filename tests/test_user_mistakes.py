@@ -78,6 +78,39 @@ def test_only_beside_with_or_without_is_refused(project, flags, tmp_path) -> Non
     assert f"{flags[0]} cannot be combined with --only" in line
 
 
+NOWHERE = "http://127.0.0.1:9/simple/"  # nothing listens: a request would fail (exit 4)
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("bundle", "{lock}", "-o", "{out}", "--osv-db", "{tmp}/osv.zip"),
+     "--osv-db is for --audit (or the audit command)"),
+    (("bundle", "{lock}", "-o", "{out}", "--audit"),
+     "--audit needs --osv-db PATH (an OSV dump: zip or folder)"),
+    (("bundle", "{lock}", "-o", "{out}", "--uv-version", "0.1.0"),
+     "--uv-version is for --with-uv"),
+    (("download", "{lock}", "-d", "{out}", "--offline", "--cert", "{tmp}/ca.pem"),
+     "{tmp}/ca.pem: no such file (given as --cert)"),
+    (("bundle", "{lock}", "-o", "{out}", "--client-cert", "{tmp}/me.pem"),
+     "{tmp}/me.pem: no such file (given as --client-cert)"),
+    (("export", "{lock}", "-o", "{out}", "--index-url", "http://me:hunter2@127.0.0.1:9/simple/"),
+     "credentials do not belong on the command line"),
+    (("verify", "{tmp}/app.tar", "--identity", "me@example.com"),
+     "--identity needs --allowed-signers FILE"),
+    (("install", "{tmp}/app.tar", "--venv", "{out}", "--require-signature"),
+     "--require-signature needs --allowed-signers FILE"),
+])
+def test_flags_that_go_together_are_refused_first(reqs, args, says, tmp_path) -> None:
+    """Each option group's own rule (options.py), before the lock is read or an index
+    asked: exit 2, one line, nothing written, and no password echoed."""
+    out = tmp_path / "out" / "app.tar"
+    fill = {"lock": reqs, "out": out, "tmp": tmp_path}
+    argv = [a.format(**fill) for a in args]
+    argv += ["--index-url", NOWHERE] if args[0] in ("bundle", "download") else []
+    line = one_error_line(run_cli(*argv), 2)
+    assert says.format(**fill) in line and "hunter2" not in line, line
+    assert not out.parent.exists()
+
+
 def test_an_empty_selection_is_refused_naming_why(project, index_server, tmp_path) -> None:
     out = tmp_path / "out" / "app.tar"
     done = run_cli("bundle", project / "poetry.lock", "-o", out, "--without", "main",

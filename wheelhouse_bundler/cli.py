@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import gc
 import json
 import math
 import sys
 import threading
 import traceback
+from collections.abc import Callable
+from inspect import Parameter
+from inspect import signature as _signature
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +25,7 @@ import typer
 
 from . import __version__
 from .errors import BundlerError, UsageError, printable, printable_lines, set_warning_sink
+from .options import Build, Network, Selection, Trust
 
 app = typer.Typer(
     name="wheelhouse-bundler",
@@ -134,10 +139,9 @@ RequireSigOpt = Annotated[bool, typer.Option(
     "--allowed-signers.")]
 
 
-def _trust(allowed_signers: Path | None, identity: str | None, require: bool):
-    from .signing import Trust
-
-    trust = Trust(allowed_signers, identity, require)
+def _trust(allowed_signers: AllowedSignersOpt = None, identity: IdentityOpt = None,
+           require_signature: RequireSigOpt = False) -> Trust:
+    trust = Trust(allowed_signers, identity, require_signature)
     trust.validate()
     return trust
 
@@ -162,22 +166,77 @@ def _emit_json(doc: Any) -> None:
     typer.echo(json.dumps(doc, indent=2, sort_keys=True))
 
 
-def _options(lock: Path, fmt: str | None, target: list[str] | None, with_: list[str] | None,
-             without: list[str] | None, only: list[str] | None, extras: list[str] | None,
-             all_extras: bool, index_url: str | None, cache_dir: Path | None = None,
-             jobs: int = 16, *, offline: bool = False, timeout: float = 30.0,
-             cert: Path | None = None, client_cert: Path | None = None,
-             target_file: list[Path] | None = None, allow_unhashed: bool = False):
-    from .pipeline import Options
+class _Group:
+    """Options declared once: the parameters of `make`, which turns them into one group.
 
-    return Options(lock=lock, fmt=fmt, targets=tuple(target or ()),
-                   target_files=tuple(target_file or ()),
-                   with_groups=tuple(with_ or ()), without_groups=tuple(without or ()),
-                   only_groups=tuple(only or ()), extras=tuple(extras or ()),
-                   all_extras=all_extras, index_url=index_url, cache_dir=cache_dir, jobs=jobs,
-                   offline=offline, timeout=timeout, cert=str(cert) if cert else None,
-                   client_cert=str(client_cert) if client_cert else None,
-                   allow_unhashed=allow_unhashed)
+    A command takes a group as a parameter whose default is the _Group; `_grouped` puts
+    the group's options in its place (same order, help and defaults in every command) and
+    hands the command the group made, and validated, from them.
+    """
+
+    def __init__(self, make: Callable[..., Any]) -> None:
+        self.make = make
+        self.params = tuple(_signature(make, eval_str=True).parameters.values())
+
+
+def _grouped(command: Callable[..., None]) -> Callable[..., None]:
+    """The command as typer sees it: each _Group parameter replaced by the group's options.
+
+    Every parameter becomes keyword-only (typer passes them all by name), so a group's
+    options, which all have defaults, may stand before a required one.
+    """
+    sig = _signature(command, eval_str=True)
+    groups = {p.name: p.default for p in sig.parameters.values()
+              if isinstance(p.default, _Group)}
+    params = [q.replace(kind=Parameter.KEYWORD_ONLY)
+              for p in sig.parameters.values()
+              for q in (groups[p.name].params if p.name in groups else (p,))]
+
+    @functools.wraps(command)
+    def run(**given: Any) -> None:
+        for name, group in groups.items():
+            given[name] = group.make(**{p.name: given.pop(p.name) for p in group.params})
+        command(**given)
+
+    run.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in params}
+    return run
+
+
+def _select(lock: LockArg, target: TargetOpt = None, target_file: TargetFileOpt = None,
+            with_: WithOpt = None, without: WithoutOpt = None, only: OnlyOpt = None,
+            extras: ExtrasOpt = None, all_extras: AllExtrasOpt = False,
+            fmt: FormatOpt = None, allow_unhashed: AllowUnhashedOpt = False) -> Selection:
+    selection = Selection(
+        lock=lock, fmt=fmt, targets=tuple(target or ()), target_files=tuple(target_file or ()),
+        with_groups=tuple(with_ or ()), without_groups=tuple(without or ()),
+        only_groups=tuple(only or ()), extras=tuple(extras or ()), all_extras=all_extras,
+        allow_unhashed=allow_unhashed)
+    selection.validate()
+    return selection
+
+
+def _network(index_url: IndexOpt = None, cache_dir: CacheOpt = None, jobs: JobsOpt = 16,
+             offline: OfflineOpt = False, timeout: TimeoutOpt = 30.0, cert: CertOpt = None,
+             client_cert: ClientCertOpt = None) -> Network:
+    network = Network(index_url=index_url, cache_dir=cache_dir, jobs=jobs, offline=offline,
+                      timeout=timeout, cert=str(cert) if cert else None,
+                      client_cert=str(client_cert) if client_cert else None)
+    network.validate()
+    return network
+
+
+def _index_only(index_url: IndexOpt = None) -> Network:
+    return _network(index_url)
+
+
+# What to select and how to reach the network: the same options in export, bundle and
+# download (export reaches only the index, with the default client settings).
+SELECT = _Group(_select)
+NETWORK = _Group(_network)
+INDEX_ONLY = _Group(_index_only)
+# What a bundle's signature must verify against: verify, inspect, diff, install, rehearse.
+TRUST = _Group(_trust)
 
 
 def _fetch_line(f: Any) -> str:
@@ -221,16 +280,13 @@ class _Bar:
              "wheelhouse-bundler export poetry.lock --with dev -o requirements.txt\n\n"
              "wheelhouse-bundler export . -t host -t cp312-win_amd64 -o reqs/\n\n"
              "wheelhouse-bundler export . --target-file bastion.json -o requirements.txt")
+@_grouped
 def export(
-    lock: LockArg,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", parser=_output_path,
         help="File to write (one target) or folder (one <target>.txt each). "
         "Default: stdout.")] = None,
-    target: TargetOpt = None, target_file: TargetFileOpt = None, with_: WithOpt = None,
-    without: WithoutOpt = None, only: OnlyOpt = None, extras: ExtrasOpt = None,
-    all_extras: AllExtrasOpt = False, fmt: FormatOpt = None, index_url: IndexOpt = None,
-    allow_unhashed: AllowUnhashedOpt = False,
+    selection: Selection = SELECT, network: Network = INDEX_ONLY,
     quiet: QuietOpt = False,
 ) -> None:
     """Write pinned, hashed requirements for each target (markers evaluated)."""
@@ -240,9 +296,7 @@ def export(
     from .pipeline import inputs_of
 
     _Out.quiet = quiet
-    opts = _options(lock, fmt, target, with_, without, only, extras, all_extras, index_url,
-                    target_file=target_file, allow_unhashed=allow_unhashed)
-    texts = run_export(opts)
+    texts = run_export(selection, network)
     if output is None:
         if len(texts) > 1:
             raise UsageError("several targets: give -o FOLDER to write one file per target")
@@ -254,7 +308,7 @@ def export(
                          "suffix")
     one = len(texts) == 1 and not output.is_dir()
     refuse_overwriting([output] if one else [output / f"{n}.txt" for n in texts],
-                       inputs_of(opts))
+                       inputs_of(selection, network))
     if one:
         with atomic_output(output) as fh:
             fh.write(next(iter(texts.values())).encode())
@@ -294,72 +348,61 @@ IgnoreVulnOpt = Annotated[list[str] | None, typer.Option(
     "repeatable; bundle records each acceptance in the manifest.")]
 
 
+def _build(dist: DistOpt = None, no_own: NoOwnOpt = False,
+           no_isolation: NoIsolationOpt = False,
+           audit: Annotated[bool, typer.Option(
+               "--audit", help="Refuse to write the bundle when an advisory in --osv-db "
+               "matches a bundled version (exit 3).")] = False,
+           osv_db: OsvDbOpt = None, ignore_vuln: IgnoreVulnOpt = None,
+           with_uv: Annotated[bool, typer.Option(
+               "--with-uv", help="Carry uv's wheel for each target (from the index) so "
+               "`install` can use it offline: much faster than pip.")] = False,
+           uv_version: Annotated[str | None, typer.Option(
+               "--uv-version", help="The uv version --with-uv carries (default: the pinned "
+               "one).")] = None,
+           sign: Annotated[Path | None, typer.Option(
+               "--sign", metavar="KEY", help="Sign the tarball with this SSH private key (or "
+               "the .pub of a key held by ssh-agent): writes <out>.sig, an SSHSIG signature "
+               "made with `ssh-keygen -Y sign -n wheelhouse-bundler`. Never prompts for a "
+               "passphrase.")] = None) -> Build:
+    what = Build(own=not no_own, dist=dist, build_isolation=not no_isolation, audit=audit,
+                 osv_db=osv_db, ignore_vulns=tuple(ignore_vuln or ()), with_uv=with_uv,
+                 uv_version=uv_version, sign_key=sign)
+    what.validate()
+    return what
+
+
+BUILD = _Group(_build)
+
+
 @app.command(epilog="Examples:\n\n"
              "wheelhouse-bundler bundle poetry.lock -t cp311-manylinux_2_28_x86_64 -o app.tar\n\n"
              "wheelhouse-bundler bundle . -t host -t cp312-musllinux_1_2_aarch64 "
              "-t cp313-win_amd64 -o app.tar\n\n"
              "wheelhouse-bundler bundle . --target-file bastion.json -o app.tar   "
              "(bastion.json: `python3 probe.py` run on the bastion; see target-info)")
+@_grouped
 def bundle(
-    lock: LockArg,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", parser=_output_path,
         help="The bundle to write: .tar (fast, wheels are compressed) or "
         ".tar.gz; or a folder. Default name: <project>-<version>-<lock sha256 prefix>.tar "
         "in the current (or given) folder.")] = None,
-    target: TargetOpt = None, target_file: TargetFileOpt = None, with_: WithOpt = None,
-    without: WithoutOpt = None, only: OnlyOpt = None, extras: ExtrasOpt = None,
-    all_extras: AllExtrasOpt = False, fmt: FormatOpt = None, index_url: IndexOpt = None,
-    allow_unhashed: AllowUnhashedOpt = False,
-    cache_dir: CacheOpt = None,
-    jobs: JobsOpt = 16, offline: OfflineOpt = False, timeout: TimeoutOpt = 30.0,
-    cert: CertOpt = None, client_cert: ClientCertOpt = None,
-    dist: DistOpt = None, no_own: NoOwnOpt = False, no_isolation: NoIsolationOpt = False,
-    audit: Annotated[bool, typer.Option(
-        "--audit", help="Refuse to write the bundle when an advisory in --osv-db matches a "
-        "bundled version (exit 3).")] = False,
-    osv_db: OsvDbOpt = None, ignore_vuln: IgnoreVulnOpt = None,
-    with_uv: Annotated[bool, typer.Option(
-        "--with-uv", help="Carry uv's wheel for each target (from the index) so `install` "
-        "can use it offline: much faster than pip.")] = False,
-    uv_version: Annotated[str | None, typer.Option(
-        "--uv-version", help="The uv version --with-uv carries (default: the pinned one).")
-    ] = None,
-    sign: Annotated[Path | None, typer.Option(
-        "--sign", metavar="KEY", help="Sign the tarball with this SSH private key (or the "
-        ".pub of a key held by ssh-agent): writes <out>.sig, an SSHSIG signature made with "
-        "`ssh-keygen -Y sign -n wheelhouse-bundler`. Never prompts for a passphrase.")
-    ] = None,
+    selection: Selection = SELECT, network: Network = NETWORK, what: Build = BUILD,
     json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Export, download every wheel (hash-checked) and pack one deterministic tarball."""
-    _preload_tls(offline, cert, client_cert)
-    from dataclasses import replace
-
+    _preload_tls(network)
     from .pipeline import build_signed, default_output
 
     _Out.quiet = quiet
     if output is None or output.is_dir():
-        output = default_output(lock, output or Path.cwd())
+        output = default_output(selection.lock, output or Path.cwd())
     if not output.name.endswith((".tar", ".tar.gz", ".tgz")):
         raise UsageError(f"{output}: the bundle name must end in .tar, .tar.gz or .tgz")
-    if osv_db is not None and not audit:
-        raise UsageError("--osv-db is for --audit (or the audit command)")
-    opts = replace(_options(lock, fmt, target, with_, without, only, extras, all_extras,
-                            index_url, cache_dir, jobs, offline=offline, timeout=timeout,
-                            cert=cert, client_cert=client_cert, target_file=target_file,
-                            allow_unhashed=allow_unhashed),
-                   own=not no_own, dist=dist, build_isolation=not no_isolation,
-                   audit=audit, osv_db=osv_db, ignore_vulns=tuple(ignore_vuln or ()))
-    if sign is not None:
-        opts = replace(opts, sign_key=sign)
-    if with_uv:
-        opts = replace(opts, with_uv=True, uv_version=uv_version or opts.uv_version)
-    elif uv_version:
-        raise UsageError("--uv-version is for --with-uv")
     bar = _Bar(quiet)
     try:
-        built, signature = build_signed(opts, output, progress=bar)
+        built, signature = build_signed(selection, network, what, output, progress=bar)
     finally:
         bar.close()
     f = built.fetch
@@ -390,31 +433,21 @@ def bundle(
 
 
 @app.command(epilog="Example: wheelhouse-bundler download poetry.lock -t cp312-win_amd64 -d whl/")
+@_grouped
 def download(
-    lock: LockArg,
     dest: Annotated[Path, typer.Option("--dest", "-d", parser=_output_path,
                                        help="Folder for the wheels.")],
-    target: TargetOpt = None, target_file: TargetFileOpt = None, with_: WithOpt = None,
-    without: WithoutOpt = None, only: OnlyOpt = None, extras: ExtrasOpt = None,
-    all_extras: AllExtrasOpt = False, fmt: FormatOpt = None, index_url: IndexOpt = None,
-    allow_unhashed: AllowUnhashedOpt = False,
-    cache_dir: CacheOpt = None,
-    jobs: JobsOpt = 16, offline: OfflineOpt = False, timeout: TimeoutOpt = 30.0,
-    cert: CertOpt = None, client_cert: ClientCertOpt = None,
+    selection: Selection = SELECT, network: Network = NETWORK,
     json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Download each target's wheels (hash-checked) into a folder, without bundling."""
-    _preload_tls(offline, cert, client_cert)
+    _preload_tls(network)
     from .pipeline import download as run_download
 
     _Out.quiet = quiet
     bar = _Bar(quiet)
     try:
-        got = run_download(_options(lock, fmt, target, with_, without, only, extras,
-                                    all_extras, index_url, cache_dir, jobs, offline=offline,
-                                    timeout=timeout, cert=cert, client_cert=client_cert,
-                                    target_file=target_file, allow_unhashed=allow_unhashed),
-                           dest, progress=bar)
+        got = run_download(selection, network, dest, progress=bar)
     finally:
         bar.close()
     files = sorted({p.file.filename for plan in got.plans for p in plan.picks
@@ -433,14 +466,14 @@ def download(
              "wheelhouse-bundler verify app.tar\n\n"
              "wheelhouse-bundler verify app.tar --allowed-signers allowed_signers "
              "--require-signature")
-def verify(bundle: BundleArg, allowed_signers: AllowedSignersOpt = None,
-           identity: IdentityOpt = None, require_signature: RequireSigOpt = False,
-           json_out: JsonOpt = False, quiet: QuietOpt = False) -> None:
+@_grouped
+def verify(bundle: BundleArg, trust: Trust = TRUST, json_out: JsonOpt = False,
+           quiet: QuietOpt = False) -> None:
     """Check the tarball: signature, sidecar, every member's size and sha256, safe names."""
     from .verify import verify_signed
 
     _Out.quiet = quiet
-    v = verify_signed(bundle, trust=_trust(allowed_signers, identity, require_signature))
+    v = verify_signed(bundle, trust=trust)
     if json_out:
         _emit_json({"bundle": str(bundle), "ok": True, "sha256": v.sha256, "sidecar": v.sidecar,
                     "targets": [t.name for t in v.manifest.targets],
@@ -455,15 +488,15 @@ def verify(bundle: BundleArg, allowed_signers: AllowedSignersOpt = None,
 
 
 @app.command(epilog="Example: wheelhouse-bundler inspect app.tar --json")
+@_grouped
 def inspect(bundle: BundleArg, json_out: JsonOpt = False,
             sbom: Annotated[bool, typer.Option(
                 "--sbom", help="Print the bundle's CycloneDX SBOM (sbom.cdx.json) instead.")
-            ] = False, allowed_signers: AllowedSignersOpt = None,
-            identity: IdentityOpt = None, require_signature: RequireSigOpt = False) -> None:
+            ] = False, trust: Trust = TRUST) -> None:
     """List the bundle's signer, targets, packages, versions and sizes (after verifying it)."""
     from .verify import verify_signed
 
-    v = verify_signed(bundle, trust=_trust(allowed_signers, identity, require_signature))
+    v = verify_signed(bundle, trust=trust)
     m = v.manifest
     if sbom:
         from .sbom import from_bundle
@@ -503,11 +536,11 @@ def inspect(bundle: BundleArg, json_out: JsonOpt = False,
 @app.command("diff", epilog="Examples:\n\n"
              "wheelhouse-bundler diff app-1.4.tar app-1.5.tar\n\n"
              "wheelhouse-bundler diff old.tar new.tar --json --allowed-signers allowed_signers")
+@_grouped
 def diff_cmd(
     old: Annotated[Path, typer.Argument(metavar="OLD", help="The bundle in use now.")],
     new: Annotated[Path, typer.Argument(metavar="NEW", help="The bundle proposed to replace it.")],
-    allowed_signers: AllowedSignersOpt = None, identity: IdentityOpt = None,
-    require_signature: RequireSigOpt = False, json_out: JsonOpt = False,
+    trust: Trust = TRUST, json_out: JsonOpt = False,
 ) -> None:
     """Per target, the packages added, removed and changed (version or file hash).
 
@@ -516,7 +549,6 @@ def diff_cmd(
     from . import diff as diff_mod
     from .verify import verify_signed
 
-    trust = _trust(allowed_signers, identity, require_signature)
     checked = []
     for role, path in (("old", old), ("new", new)):
         try:
@@ -592,6 +624,7 @@ InstallerOpt = Annotated[str, typer.Option(
 
 
 @app.command(epilog="Example: wheelhouse-bundler install app.tar --venv /opt/app/venv --keep 3")
+@_grouped
 def install(
     bundle: BundleArg,
     venv: Annotated[Path, typer.Option("--venv", help="Where the venv appears: a symlink to a "
@@ -602,18 +635,17 @@ def install(
         "--target", "-t", help="Bundle target to install. Default: the best fit for "
         "the interpreter.")] = None,
     keep: KeepOpt = None, no_smoke: NoSmokeOpt = False, smoke: SmokeOpt = None,
-    installer: InstallerOpt = "auto", allowed_signers: AllowedSignersOpt = None,
-    identity: IdentityOpt = None, require_signature: RequireSigOpt = False,
+    installer: InstallerOpt = "auto", trust: Trust = TRUST,
     json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Verify, then install offline into a fresh venv and switch --venv to it atomically."""
+    from .install import Restore
     from .install import install as run_install
 
     _Out.quiet = quiet or json_out
-    trust = _trust(allowed_signers, identity, require_signature)
-    done = run_install(bundle, venv, python=python, target=target, log=_Out.info, keep=keep,
-                       smoke_imports=not no_smoke, smoke_command=smoke, installer=installer,
-                       trust=trust)
+    how = Restore(python=python, target=target, installer=installer,
+                  smoke_imports=not no_smoke, smoke_command=smoke)
+    done = run_install(bundle, venv, how, trust=trust, keep=keep, log=_Out.info)
     if json_out:
         _emit_json({"venv": str(done.venv), "release": str(done.release), "target": done.target,
                     "packages": done.packages,
@@ -651,6 +683,7 @@ def rollback(
 @app.command(epilog="Examples:\n\n"
              "wheelhouse-bundler rehearse app.tar --report drill.md\n\n"
              "wheelhouse-bundler rehearse app.tar --smoke 'myapp --version' --json")
+@_grouped
 def rehearse(
     bundle: BundleArg,
     smoke: SmokeOpt = None, no_smoke: NoSmokeOpt = False,
@@ -661,9 +694,7 @@ def rehearse(
     report_file: Annotated[Path | None, typer.Option(
         "--report", parser=_output_path,
         help="Also write the Markdown report to this file.")] = None,
-    allowed_signers: AllowedSignersOpt = None, identity: IdentityOpt = None,
-    require_signature: RequireSigOpt = False,
-    json_out: JsonOpt = False,
+    trust: Trust = TRUST, json_out: JsonOpt = False,
 ) -> None:
     """DR drill: restore into a scratch folder with no network; time every step; report.
 
@@ -671,6 +702,7 @@ def rehearse(
     """
     from .bundle import check_writable, refuse_overwriting, sidecar_path
     from .files import atomic_output
+    from .install import Restore
     from .rehearse import reexec_in_namespace, to_json, to_markdown
     from .rehearse import rehearse as run_rehearse
 
@@ -680,20 +712,20 @@ def rehearse(
     args += ["--python", python] if python else []
     args += ["--report", str(report_file)] if report_file else []
     args += ["--json"] if json_out else []
-    trust = _trust(allowed_signers, identity, require_signature)
     if report_file is not None:
         check_writable(report_file, "--report")
         refuse_overwriting([report_file], [
             ("bundle", bundle), ("bundle's sidecar", sidecar_path(bundle)),
-            ("--allowed-signers file", allowed_signers)])
-    args += ["--allowed-signers", str(allowed_signers)] if allowed_signers else []
-    args += ["--identity", identity] if identity else []
-    args += ["--require-signature"] if require_signature else []
+            ("--allowed-signers file", trust.allowed_signers)])
+    args += ["--allowed-signers", str(trust.allowed_signers)] if trust.allowed_signers else []
+    args += ["--identity", trust.identity] if trust.identity else []
+    args += ["--require-signature"] if trust.require else []
     code = reexec_in_namespace(args)
     if code is not None:
         raise typer.Exit(code)
-    report = run_rehearse(bundle, smoke_command=smoke, smoke_imports=not no_smoke,
-                          python=python, installer=installer, trust=trust)
+    how = Restore(python=python, installer=installer, smoke_imports=not no_smoke,
+                  smoke_command=smoke)
+    report = run_rehearse(bundle, how, trust=trust)
     markdown = printable_lines(to_markdown(report))
     if report_file is not None:
         with atomic_output(report_file) as fh:
@@ -765,15 +797,13 @@ def lock_cmd(
               f"(resolved for this host against {done.index})")
 
 
-def _preload_tls(offline: bool, cert: Path | None, client_cert: Path | None) -> None:
+def _preload_tls(network: Network) -> None:
     """Before the heavy imports of a command that will likely fetch: see tls.preload.
-    The certificate files are checked even --offline (tls.check_files)."""
-    from .tls import check_files, preload
+    (The certificate files were checked already, even --offline: Network.validate.)"""
+    if not network.offline:
+        from .tls import preload
 
-    paths = (str(cert) if cert else None, str(client_cert) if client_cert else None)
-    check_files(*paths)
-    if not offline:
-        preload(*paths)
+        preload(network.cert, network.client_cert)
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:

@@ -26,11 +26,13 @@ from . import targets, uvtool
 from .errors import BundlerError, InstallError, IntegrityError, UsageError
 from .manifest import WHEELS, own_path, requirements_path
 from .model import Manifest, Target
-from .signing import Trust
+from .options import Trust
 from .standalone import bootstrap
 from .verify import verify_signed
 
 Log = Callable[[str], None]
+Timed = Callable[[str, float], None]
+"""Told each step's name and seconds as it finishes (the rehearsal's report)."""
 T = TypeVar("T")
 _DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
@@ -47,6 +49,18 @@ class Installed:
     pruned: tuple[Path, ...] = ()
     imported: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Restore:
+    """How to make the release (install's and rehearse's flags): the interpreter, the
+    bundle target (None: the best fit), the installer, and the smoke checks."""
+
+    python: str | None = None
+    target: str | None = None
+    installer: str = "auto"
+    smoke_imports: bool = True
+    smoke_command: str | None = None
 
 
 clean_env = bootstrap.clean_env
@@ -105,17 +119,15 @@ def _check_replaceable(venv: Path) -> Path | None:
     return Path(current) if current is not None else None
 
 
-def install(bundle: Path, venv: Path, *, python: str | None = None, target: str | None = None,
-            log: Log = lambda _m: None, keep: int | None = None, smoke_imports: bool = True,
-            smoke_command: str | None = None, installer: str = "auto",
-            timings: dict[str, float] | None = None, trust: Trust | None = None) -> Installed:
+def install(bundle: Path, venv: Path, how: Restore, *,
+            trust: Trust | None = None, keep: int | None = None,
+            log: Log = lambda _m: None, timed: Timed = lambda _s, _t: None) -> Installed:
     """Verify and extract, build a fresh release, check it, then switch `venv` to it.
 
-    `timings` (when given) receives each step's seconds as it finishes, so a caller such
-    as the rehearsal can report how far a failed restore got and how long each step took.
+    `timed` hears each step's seconds as the step finishes, so that a caller such as the
+    rehearsal can report how far a failed restore got and how long each step took.
     """
     started = time.monotonic()
-    steps = timings if timings is not None else {}
     venv = Path(os.path.abspath(venv))
     previous = _check_replaceable(venv)
     releases = _releases_dir(venv)
@@ -123,50 +135,37 @@ def install(bundle: Path, venv: Path, *, python: str | None = None, target: str 
     releases.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=releases))
     release: Path | None = None
-    clock = _Clock(steps)
+    clock = _Clock(timed)
     warnings: list[str] = []
     try:
         log(f"verifying {bundle.name}")
         checked = verify_signed(bundle, extract_to=staging, trust=trust)
         assert checked.root is not None
         clock.lap("extract")
-        interpreter = python or sys.executable
-        me = interpreter_target(python)
-        chosen = choose_target(checked.manifest, list(me.tags), target, me.environment)
+        me = interpreter_target(how.python)
+        chosen = choose_target(checked.manifest, list(me.tags), how.target, me.environment)
         log(f"target {chosen}")
-        tool = uvtool.find(checked.root, installer, staging / ".uv", me)
+        tool = uvtool.find(checked.root, how.installer, staging / ".uv", me)
         release = _new_release(releases, checked.top)
         log(f"creating venv {release}")
-        venv_cmd = [interpreter, "-m", "venv", str(release)]
+        venv_cmd = [how.python or sys.executable, "-m", "venv", str(release)]
         _run(venv_cmd + (["--without-pip"] if tool else []), "creating the venv")
         clock.lap("venv")
         py = str(venv_python(release))
         wheels = checked.root / WHEELS
-        reqs = checked.root / requirements_path(chosen)
         count = len(checked.manifest.files_for(chosen))
-        if tool is not None:
-            log(f"installing {count} wheels offline with uv")
-            uvtool.install(tool, py, wheels, reqs)
-            clock.lap("install")
-            uvtool.check(tool, py)
-        else:
-            log(f"installing {count} wheels offline with pip")
-            _run(bootstrap.pip_install(py, str(wheels), str(reqs)), "pip install")
-            clock.lap("install")
-            _run([py, "-m", "pip", "check"], "pip check")
+        log(f"installing {count} wheels offline with {'uv' if tool else 'pip'}")
+        _install_from(tool, py, wheels, checked.root / requirements_path(chosen), "pip install")
+        clock.lap("install")
+        _check(tool, py)
         own = checked.root / own_path(chosen)
         if own.is_file():  # the project's own wheels: last, --no-deps, hash-checked
             log("installing the project's own wheels")
-            if tool is not None:
-                uvtool.install(tool, py, wheels, own)
-                uvtool.check(tool, py)
-            else:
-                _run(bootstrap.pip_install(py, str(wheels), str(own)),
-                     "pip install (own wheels)")
-                _run([py, "-m", "pip", "check"], "pip check")
+            _install_from(tool, py, wheels, own, "pip install (own wheels)")
+            _check(tool, py)
         clock.lap("check")
         imported = _smoke(py, sorted({f.name for f in checked.manifest.files_for(chosen)}),
-                          smoke_command, smoke_imports, warnings.append)
+                          how.smoke_command, how.smoke_imports, warnings.append)
         clock.lap("smoke")
         _shared(bootstrap.switch, str(venv), str(release))
         clock.lap("switch")
@@ -190,16 +189,34 @@ def install(bundle: Path, venv: Path, *, python: str | None = None, target: str 
                      "uv" if tool else "pip", tuple(pruned), tuple(imported), tuple(warnings))
 
 
-class _Clock:
-    """Records the seconds since the previous lap under each step's name."""
+def _install_from(tool: uvtool.Uv | None, python: str, wheels: Path, requirements: Path,
+                  what: str) -> None:
+    """`requirements` (hashed) into the venv offline from `wheels`: with the bundle's uv
+    when one was found for this machine, else with the venv's pip."""
+    if tool is not None:
+        uvtool.install(tool, python, wheels, requirements)
+    else:
+        _run(bootstrap.pip_install(python, str(wheels), str(requirements)), what)
 
-    def __init__(self, steps: dict[str, float]) -> None:
-        self._steps = steps
+
+def _check(tool: uvtool.Uv | None, python: str) -> None:
+    """Every installed distribution's requirements met (`pip check`, or uv's)."""
+    if tool is not None:
+        uvtool.check(tool, python)
+    else:
+        _run([python, "-m", "pip", "check"], "pip check")
+
+
+class _Clock:
+    """Reports the seconds since the previous lap under each step's name."""
+
+    def __init__(self, timed: Timed) -> None:
+        self._timed = timed
         self._last = time.monotonic()
 
     def lap(self, step: str) -> None:
         now = time.monotonic()
-        self._steps[step] = now - self._last
+        self._timed(step, now - self._last)
         self._last = now
 
 

@@ -32,44 +32,13 @@ from .files import atomic_output, copy_file, write_atomic
 from .index import Index
 from .model import Lock, LockedFile, LockedPackage, Pick, Plan, Source
 from .net import LazyClient
+from .options import Build, Inputs, Network, Selection
 from .parallel import in_background, run_all
 from .signing import Signature, preflight, sig_path, sign_bundle
-from .sources import check_not_in_argv, default_source
+from .sources import default_source
 
 if TYPE_CHECKING:
     from .audit import Report
-
-
-@dataclass(frozen=True)
-class Options:
-    """What the user asked for, in plain values (the CLI fills it from flags)."""
-
-    lock: Path
-    fmt: str | None = None
-    targets: tuple[str, ...] = ()
-    target_files: tuple[Path, ...] = ()
-    with_groups: tuple[str, ...] = ()
-    without_groups: tuple[str, ...] = ()
-    only_groups: tuple[str, ...] = ()
-    extras: tuple[str, ...] = ()
-    all_extras: bool = False
-    index_url: str | None = None
-    cache_dir: Path | None = None
-    jobs: int = 16
-    offline: bool = False
-    timeout: float = 30.0
-    cert: str | None = None
-    client_cert: str | None = None
-    allow_unhashed: bool = False  # take the index's sha256 where the lock records none
-    own: bool = True  # bundle the project's own wheels when it is a package
-    dist: Path | None = None  # take own wheels from here instead of building them
-    build_isolation: bool = True
-    osv_db: Path | None = None  # with audit: refuse a bundle that an advisory matches
-    audit: bool = False
-    ignore_vulns: tuple[str, ...] = ()
-    with_uv: bool = False  # carry uv's wheel per target under tools/ (fast install)
-    uv_version: str = uvtool.UV_VERSION
-    sign_key: Path | None = None  # SSH key (or its .pub, held by ssh-agent): write <out>.sig
 
 
 @dataclass(frozen=True)
@@ -130,7 +99,7 @@ def _origins_from_cache(plans: list[Plan], cache: Cache) -> list[Plan]:
     return [Plan(plan.target, tuple(fill(p) for p in plan.picks)) for plan in plans]
 
 
-def _hashes_from_index(lock: Lock, index: Index, opts: Options) -> Lock:
+def _hashes_from_index(lock: Lock, index: Index, net: Network) -> Lock:
     """Packages the lock pins without any hash get every wheel of their pinned version
     that their source lists with a sha256, each marked `hash_from_index` in the manifest.
 
@@ -140,7 +109,7 @@ def _hashes_from_index(lock: Lock, index: Index, opts: Options) -> Lock:
     bare = [p for p in lock.packages if not p.files]
     if not bare:
         return lock
-    if opts.offline:
+    if net.offline:
         raise NetworkError(f"--offline: no hash in the lock for "
                            f"{', '.join(p.name for p in bare[:5])}, and with "
                            "--allow-unhashed only the index can supply one")
@@ -160,43 +129,46 @@ def _hashes_from_index(lock: Lock, index: Index, opts: Options) -> Lock:
                                         yanked=f.yanked, hash_from_index=True))
         return replace(package, files=tuple(files))
 
-    filled = {p.name: p for p in run_all(fill, bare, opts.jobs)}
+    filled = {p.name: p for p in run_all(fill, bare, net.jobs)}
     return replace(lock, packages=tuple(filled.get(p.name, p) for p in lock.packages))
 
 
-def client_for(opts: Options) -> LazyClient:
-    return LazyClient(jobs=opts.jobs, cert=opts.cert, client_cert=opts.client_cert,
-                      timeout=opts.timeout)
+def client_for(net: Network) -> LazyClient:
+    return LazyClient(jobs=net.jobs, cert=net.cert, client_cert=net.client_cert,
+                      timeout=net.timeout)
 
 
-def prepare(opts: Options, index: Index, cache: Cache | None = None) -> Prepared:
+def cache_for(net: Network) -> Cache:
+    return Cache(net.cache_dir or default_root())
+
+
+def prepare(sel: Selection, net: Network, index: Index, cache: Cache | None = None
+            ) -> Prepared:
     """Read the lock and choose each target's wheels (asking the index only for names
     that a hash-only lock leaves out and the cache does not know).
 
     The names the index gave are returned, for the caller to remember in the cache
-    when it suits it (a download does it beside its transfers)."""
-    if opts.index_url:
-        check_not_in_argv(opts.index_url, "--index-url")
-    select.check_group_flags(opts.with_groups, opts.without_groups, opts.only_groups)
+    when it suits it (a download does it beside its transfers). The groups come
+    validated (options.py), as the CLI makes them."""
     # Targets first: a bad spec or target file fails before any index is asked.
-    chosen = targets_mod.resolve(opts.targets, opts.target_files, project=opts.lock)
-    lock = locks.load(opts.lock, fmt=opts.fmt, default=default_source(opts.index_url),
-                      allow_unhashed=opts.allow_unhashed)
-    if opts.allow_unhashed:
-        lock = _hashes_from_index(lock, index, opts)
+    chosen = targets_mod.resolve(sel.targets, sel.target_files, project=sel.lock)
+    lock = locks.load(sel.lock, fmt=sel.fmt, default=default_source(net.index_url),
+                      allow_unhashed=sel.allow_unhashed)
+    if sel.allow_unhashed:
+        lock = _hashes_from_index(lock, index, net)
     lock = replace(lock, packages=tuple(_names_from_cache(p, cache) for p in lock.packages))
     unnamed = [p for p in lock.packages if any(f.filename is None for f in p.files)]
-    if unnamed and opts.offline:
+    if unnamed and net.offline:
         raise NetworkError(f"--offline: the cache does not know the files of "
                            f"{', '.join(p.name for p in unnamed[:5])}; build once online")
     names: dict[str, str] = {}
     if unnamed:
-        named = _locate(index, unnamed, opts.jobs, only_names=True)
+        named = _locate(index, unnamed, net.jobs, only_names=True)
         names = {f.sha256: f.filename for p in named.values() for f in p.files if f.filename}
         lock = replace(lock, packages=tuple(named.get(p.name, p) for p in lock.packages))
-    groups = select.choose_groups(lock, with_=opts.with_groups, without=opts.without_groups,
-                                  only=opts.only_groups)
-    extras = select.choose_extras(lock, opts.extras, opts.all_extras)
+    groups = select.choose_groups(lock, with_=sel.with_groups, without=sel.without_groups,
+                                  only=sel.only_groups)
+    extras = select.choose_extras(lock, sel.extras, sel.all_extras)
     plans = select.plan(lock, chosen, groups, extras)
     return Prepared(lock, plans, groups, extras, names)
 
@@ -213,18 +185,18 @@ class Fetched:
     network_seconds: float
 
 
-def fetch(opts: Options, progress: Progress | None = None,
+def fetch(sel: Selection, net: Network, progress: Progress | None = None,
           then: Callable[[FetchedFile], None] | None = None) -> Fetched:
     """Lock to plans, and every picked file in the cache with its hash checked.
 
     `then` is called with each file as soon as it is in the cache (from a worker thread).
     """
     started = time.monotonic()
-    cache = Cache(opts.cache_dir or default_root())
-    with client_for(opts) as client:
+    cache = cache_for(net)
+    with client_for(net) as client:
         index = Index(client)
-        prepared = prepare(opts, index, cache)
-        if opts.offline:
+        prepared = prepare(sel, net, index, cache)
+        if net.offline:
             missing = sorted({p.file.filename or p.file.sha256 for plan in prepared.plans
                               for p in plan.picks if cache.get(p.file.sha256) is None})
             if missing:
@@ -245,7 +217,7 @@ def fetch(opts: Options, progress: Progress | None = None,
             (pick.file, pick.package.source) for plan in prepared.plans for pick in plan.picks]
         names_written = in_background(lambda: cache.remember_names(prepared.names))
         try:
-            fetched, summary = fetch_all(client, cache, items, opts.jobs, progress, locate,
+            fetched, summary = fetch_all(client, cache, items, net.jobs, progress, locate,
                                          then)
         finally:
             names_written()
@@ -256,73 +228,67 @@ def fetch(opts: Options, progress: Progress | None = None,
                    time.monotonic() - started)
 
 
-def build(opts: Options, output: Path, progress: Progress | None = None) -> Built:
+def build(sel: Selection, net: Network, what: Build, output: Path,
+          progress: Progress | None = None) -> Built:
     """The whole build-box side: lock to a verified-by-construction bundle at `output`."""
-    if opts.audit and opts.osv_db is None:
-        raise UsageError("--audit needs --osv-db PATH (an OSV dump: zip or folder)")
-    if opts.audit:  # imported only when asked: the advisory matcher is not small
+    if what.audit:  # imported only when asked: the advisory matcher is not small
         from . import audit as audit_mod
 
-        db = audit_mod.load(opts.osv_db)
+        assert what.osv_db is not None  # Build.validate
+        db = audit_mod.load(what.osv_db)
     else:
         db = None
-    got = fetch(opts, progress)
+    got = fetch(sel, net, progress)
     man = manifest.build(got.prepared.lock, got.plans, got.sizes, got.prepared.groups,
                          got.prepared.extras)
     with tempfile.TemporaryDirectory(prefix="wheelhouse-own-") as tmp:
-        own = ownbuild.collect(opts.lock, Path(tmp), dist=opts.dist, enabled=opts.own,
-                               isolation=opts.build_isolation)
+        own = ownbuild.collect(sel.lock, Path(tmp), dist=what.dist, enabled=what.own,
+                               isolation=what.build_isolation)
         man = ownbuild.attach(man, own, got.plans)
         # The project's own wheel alone is a bundle worth making; nothing at all is not.
         if not man.files:
             _refuse_nothing(got.prepared)
         report = None
         if db is not None:
-            report = audit_mod.audit(db, audit_mod.pins_of_manifest(man), opts.ignore_vulns)
+            report = audit_mod.audit(db, audit_mod.pins_of_manifest(man), what.ignore_vulns)
             audit_mod.refuse_if_open(report)
             man = replace(man, accepted_vulns=audit_mod.accepted_vulns(report))
-        project = ownbuild.project_info(ownbuild.read_pyproject(ownbuild.project_dir(opts.lock)))
-        tools = fetch_uv(opts, got.plans) if opts.with_uv else []
+        project = ownbuild.project_info(ownbuild.read_pyproject(ownbuild.project_dir(sel.lock)))
+        tools = fetch_uv(net, what.uv_version, got.plans) if what.with_uv else []
         man = replace(man, tools=uvtool.recorded(tools))
         paths = {**got.paths, **{w.sha256: w.path for w in own},
                  **{t.sha256: t.path for t in tools if t.path is not None}}
         members = bundle_members(man, got.plans, paths, project,
-                                 memo=(opts.cache_dir or default_root()) / "sbom")
+                                 memo=(net.cache_dir or default_root()) / "sbom")
         digest = bundle.write(output, members)
     return Built(output, digest, got.plans, len(man.files),
                  sum(got.sizes.values()) + sum(w.size for w in own),
                  got.summary, got.network_seconds, len(own), report)
 
 
-def inputs_of(opts: Options) -> list[tuple[str, Path | None]]:
+def inputs_of(sel: Selection, net: Network, what: Build | None = None) -> Inputs:
     """Every file a run reads, by role: no output of the run may be one of them."""
-    lock = locks.find_lock(opts.lock) if opts.lock.exists() else None
-    found: list[tuple[str, Path | None]] = [
-        ("lock", lock), ("project's pyproject.toml", lock.with_name("pyproject.toml")
-                         if lock is not None else None),
-        ("OSV database", opts.osv_db), ("signing key", opts.sign_key),
-        ("--dist folder", opts.dist), ("CA bundle", Path(opts.cert) if opts.cert else None),
-        ("client certificate", Path(opts.client_cert) if opts.client_cert else None)]
-    return found + [("target file", f) for f in opts.target_files]
+    return (sel.inputs() + (what.inputs() if what is not None else []) + net.inputs()
+            + [("target file", f) for f in sel.target_files])
 
 
-def build_signed(opts: Options, output: Path, progress: Progress | None = None
-                 ) -> tuple[Built, Signature | None]:
-    """`build`, then `<output>.sig` when `opts.sign_key` is set.
+def build_signed(sel: Selection, net: Network, what: Build, output: Path,
+                 progress: Progress | None = None) -> tuple[Built, Signature | None]:
+    """`build`, then `<output>.sig` when `what.sign_key` is set.
 
     The key is tried first on a few bytes, so a bad or passphrase-protected key fails
     before any download; should signing still fail, the new bundle and its sidecar are
     removed. Without a key, an older tarball's .sig is removed: it cannot match this one.
     """
     bundle.refuse_overwriting((output, bundle.sidecar_path(output), sig_path(output)),
-                              inputs_of(opts))
-    if opts.sign_key is not None:
-        preflight(opts.sign_key)
-    built = build(opts, output, progress)
-    if opts.sign_key is None:
+                              inputs_of(sel, net, what))
+    if what.sign_key is not None:
+        preflight(what.sign_key)
+    built = build(sel, net, what, output, progress)
+    if what.sign_key is None:
         sig_path(output).unlink(missing_ok=True)
         return built, None
-    return built, sign_bundle(output, opts.sign_key)
+    return built, sign_bundle(output, what.sign_key)
 
 
 def default_output(lock: Path, folder: Path) -> Path:
@@ -330,7 +296,8 @@ def default_output(lock: Path, folder: Path) -> Path:
     return folder / ownbuild.release_name(lock, ownbuild.lock_sha256(lock))
 
 
-def download(opts: Options, dest: Path, progress: Progress | None = None) -> Fetched:
+def download(sel: Selection, net: Network, dest: Path, progress: Progress | None = None
+             ) -> Fetched:
     """The picked wheels copied into `dest` (no bundle), each written whole or not at all.
 
     Each wheel is copied out as soon as it is in the cache, while others are still on
@@ -340,7 +307,7 @@ def download(opts: Options, dest: Path, progress: Progress | None = None) -> Fet
     are removed again: `dest` holds what it held before, and never a part of a lock's
     wheels presented as done.
     """
-    bundle.refuse_overwriting([dest], inputs_of(opts))
+    bundle.refuse_overwriting([dest], inputs_of(sel, net))
     if dest.exists() and not dest.is_dir():
         raise UsageError(f"{dest}: not a folder (--dest is the folder for the wheels)")
     made: list[Path] = []  # folders this run created, deepest last
@@ -365,7 +332,7 @@ def download(opts: Options, dest: Path, progress: Progress | None = None) -> Fet
             placed.append(target)
 
     try:
-        got = fetch(opts, progress, then=place)
+        got = fetch(sel, net, progress, then=place)
         _refuse_nothing(got.prepared)
         return got
     except BaseException:
@@ -377,19 +344,20 @@ def download(opts: Options, dest: Path, progress: Progress | None = None) -> Fet
         raise
 
 
-def fetch_uv(opts: Options, plans: list[Plan]) -> list[uvtool.ToolWheel]:
-    """uv's wheel for each target (pinned version) from the default index, hash-checked
-    while streaming into the cache like every other file."""
-    if opts.offline:
+def fetch_uv(net: Network, version: str | None, plans: list[Plan]
+             ) -> list[uvtool.ToolWheel]:
+    """uv's wheel for each target (`version`, else the pinned one) from the default index,
+    hash-checked while streaming into the cache like every other file."""
+    if net.offline:
         raise UsageError("--with-uv asks the index for uv's wheels; it cannot run --offline")
-    source = default_source(opts.index_url)
-    cache = Cache(opts.cache_dir or default_root())
-    with client_for(opts) as client:
+    source = default_source(net.index_url)
+    cache = cache_for(net)
+    with client_for(net) as client:
         listed = [(f.filename, f.url, f.sha256) for f in Index(client).files(source, "uv")]
-        tools = uvtool.pick(listed, opts.uv_version, [p.target for p in plans])
+        tools = uvtool.pick(listed, version or uvtool.UV_VERSION, [p.target for p in plans])
         fetched, _ = fetch_all(client, cache, [
             (LockedFile(t.sha256, filename=t.filename, url=t.url), source) for t in tools],
-            opts.jobs)
+            net.jobs)
     return [replace(t, size=fetched[t.sha256].size, path=fetched[t.sha256].path)
             for t in tools]
 
@@ -466,11 +434,11 @@ def bootstrap_source() -> bytes:
     return resources.files("wheelhouse_bundler.standalone").joinpath("bootstrap.py").read_bytes()
 
 
-def export(opts: Options) -> dict[str, str]:
+def export(sel: Selection, net: Network) -> dict[str, str]:
     """Requirements text per target name, every usable wheel's hash on each line."""
-    cache = Cache(opts.cache_dir or default_root())
-    with client_for(opts) as client:
-        prepared = prepare(opts, Index(client), cache)
+    cache = cache_for(net)
+    with client_for(net) as client:
+        prepared = prepare(sel, net, Index(client), cache)
     cache.remember_names(prepared.names)
     _refuse_nothing(prepared)
     out = {}

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import BundlerError
-from .install import install
-from .signing import Trust
+from .install import Restore, install
+from .options import Trust
 from .verify import verify_signed
 
 STEPS = ("verify", "extract", "venv", "install", "check", "smoke", "switch")
@@ -97,11 +97,11 @@ def _cut_network() -> str:
     return f"proxies pointed at {DEAD_PROXY} and --no-index (unshare -n not allowed here)"
 
 
-def rehearse(bundle: Path, *, smoke_command: str | None = None, smoke_imports: bool = True,
-             python: str | None = None, installer: str = "auto",
-             keep_scratch: Path | None = None, trust: Trust | None = None) -> Report:
+def rehearse(bundle: Path, how: Restore, *, keep_scratch: Path | None = None,
+             trust: Trust | None = None) -> Report:
     """The whole restore into a scratch folder; never raises for a failed drill."""
-    report = Report(bundle=str(bundle), isolation=_cut_network(), smoke_command=smoke_command)
+    report = Report(bundle=str(bundle), isolation=_cut_network(),
+                    smoke_command=how.smoke_command)
     scratch = Path(tempfile.mkdtemp(prefix="wheelhouse-rehearse-",
                                     dir=keep_scratch if keep_scratch else None))
     timings: dict[str, float] = {}
@@ -111,9 +111,8 @@ def rehearse(bundle: Path, *, smoke_command: str | None = None, smoke_imports: b
         timings["verify"] = time.monotonic() - started
         report.sha256 = checked.sha256
         report.signature = checked.signature.describe() if checked.signature else "unsigned"
-        done = install(bundle, scratch / "venv", python=python, smoke_imports=smoke_imports,
-                       smoke_command=smoke_command, installer=installer, timings=timings,
-                       trust=trust)
+        done = install(bundle, scratch / "venv", how, trust=trust,
+                       timed=timings.__setitem__)
         report.ok = True
         report.target, report.packages = done.target, done.packages
         report.installer, report.imported = done.installer, list(done.imported)

@@ -25,31 +25,13 @@ from pathlib import Path
 from .bundle import sidecar_path
 from .errors import IntegrityError, UsageError
 from .files import atomic_output
+from .options import Trust
 
 NAMESPACE = "wheelhouse-bundler"
 """The SSHSIG namespace: a signature made for anything else (git, files) never passes."""
 MAX_SIG = 64 * 1024
 _ARMOR = ("-----BEGIN SSH SIGNATURE-----", "-----END SSH SIGNATURE-----")
 _NO_PROMPT_ENV_DROP = ("DISPLAY", "WAYLAND_DISPLAY", "SSH_ASKPASS")
-
-
-@dataclass(frozen=True)
-class Trust:
-    """What a bundle's signature is checked against (verify/install/rehearse flags)."""
-
-    allowed_signers: Path | None = None
-    identity: str | None = None
-    require: bool = False
-
-    def validate(self) -> None:
-        """Flag combinations that cannot mean what the user wants are usage errors."""
-        if self.allowed_signers is None:
-            if self.require:
-                raise UsageError("--require-signature needs --allowed-signers FILE")
-            if self.identity is not None:
-                raise UsageError("--identity needs --allowed-signers FILE")
-        elif not self.allowed_signers.is_file():
-            raise UsageError(f"{self.allowed_signers}: no such allowed_signers file")
 
 
 @dataclass(frozen=True)
