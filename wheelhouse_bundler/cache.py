@@ -7,7 +7,6 @@ entry that lies. Anything already present is trusted by construction.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -24,15 +23,6 @@ CHUNK = 1024 * 1024
 def default_root() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "wheelhouse-bundler"
-
-
-def sha256_file(path: Path) -> str:
-    """Streamed, so memory stays flat whatever the file's size."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Cache:
