@@ -34,6 +34,12 @@ from wheelhouse_bundler.model import Lock, LockedFile, LockedPackage
 from wheelhouse_bundler.standalone import probe
 
 MINORS = range(8, 14)
+PIP_VIEW = ("import json\n"
+            "from pip._internal.utils.compatibility_tags import get_supported\n"
+            "from pip._vendor.packaging import markers\n"
+            "print(json.dumps({'tags': [str(t) for t in get_supported()],\n"
+            "                  'env': markers.default_environment()}))\n")
+"""The oracle: the tags and markers an interpreter's own pip uses, printed as JSON."""
 
 
 @functools.cache
@@ -92,12 +98,7 @@ def test_probe_matches_that_interpreters_own_pip(minor: int) -> None:
     python = pyenv_python(minor)
     if python is None:
         pytest.skip(f"no pyenv Python 3.{minor} here")
-    code = ("import json\n"
-            "from pip._internal.utils.compatibility_tags import get_supported\n"
-            "from pip._vendor.packaging import markers\n"
-            "print(json.dumps({'tags': [str(t) for t in get_supported()],\n"
-            "                  'env': markers.default_environment()}))\n")
-    theirs = json.loads(run_python(python, code))
+    theirs = json.loads(run_python(python, PIP_VIEW))
     target, facts = targets.interpreter(python)
     assert facts["python_version"][:2] == [3, minor]
     assert strs(target.tags) == theirs["tags"]
@@ -370,12 +371,7 @@ def test_target_info_as_its_own_process_is_that_interpreters_pip_view(tmp_path) 
     done = run_cli("target-info", "--python", python, env=clean_env())
     assert done.returncode == 0 and done.stderr == "", done.stderr
     info = json.loads(done.stdout)
-    code = ("import json\n"
-            "from pip._internal.utils.compatibility_tags import get_supported\n"
-            "from pip._vendor.packaging import markers\n"
-            "print(json.dumps({'tags': [str(t) for t in get_supported()],\n"
-            "                  'env': markers.default_environment()}))\n")
-    theirs = json.loads(run_python(python, code))
+    theirs = json.loads(run_python(python, PIP_VIEW))
     assert info["tags"] == theirs["tags"] and info["environment"] == theirs["env"]
     path = tmp_path / "target.json"
     path.write_text(done.stdout)
