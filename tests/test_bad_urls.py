@@ -95,23 +95,23 @@ def _pipfile(tmp_path: Path, url: str) -> Path:
     return lock
 
 
-def _uv(tmp_path: Path, url: str) -> Path:
+def _uv_lock(tmp_path: Path, registry: str, wheel_url: str) -> Path:
     lock = tmp_path / "uv.lock"
     lock.write_text(
         'version = 1\nrequires-python = ">=3.8"\n\n[[package]]\nname = "alpha"\n'
-        f'version = "1.0"\nsource = {{ registry = "{url}" }}\nwheels = [\n'
-        f'    {{ url = "http://127.0.0.1:9/alpha-1.0-py3-none-any.whl", '
-        f'hash = "sha256:{HASH}" }},\n]\n')
+        f'version = "1.0"\nsource = {{ registry = "{registry}" }}\nwheels = [\n'
+        f'    {{ url = "{wheel_url}", hash = "sha256:{HASH}" }},\n]\n')
     return lock
+
+
+def _uv(tmp_path: Path, url: str) -> Path:
+    """The bad URL as the package's registry."""
+    return _uv_lock(tmp_path, url, "http://127.0.0.1:9/alpha-1.0-py3-none-any.whl")
 
 
 def _uv_wheel(tmp_path: Path, url: str) -> Path:
-    lock = tmp_path / "uv.lock"
-    lock.write_text(
-        'version = 1\nrequires-python = ">=3.8"\n\n[[package]]\nname = "alpha"\n'
-        'version = "1.0"\nsource = { registry = "http://127.0.0.1:9/simple" }\nwheels = [\n'
-        f'    {{ url = "{url}alpha-1.0-py3-none-any.whl", hash = "sha256:{HASH}" }},\n]\n')
-    return lock
+    """The bad URL as the base of the wheel's own URL."""
+    return _uv_lock(tmp_path, "http://127.0.0.1:9/simple", f"{url}alpha-1.0-py3-none-any.whl")
 
 
 def _pdm(tmp_path: Path, url: str) -> Path:
