@@ -98,6 +98,15 @@ AllowUnhashedOpt = Annotated[bool, typer.Option(
     "--allow-unhashed", help="Accept packages the lock pins without a sha256: take every "
     "wheel of the pinned version with the hash its index lists (marked in the manifest). "
     "Hashes are the point of a lock; use only for a lock you cannot regenerate.")]
+NoBuildOpt = Annotated[bool, typer.Option(
+    "--no-build", help="Refuse packages that publish only an sdist instead of building "
+    "their wheels on this machine (for shops that forbid building).")]
+NoBuildPackageOpt = Annotated[list[str] | None, typer.Option(
+    "--no-build-package", metavar="NAME", help="Refuse to build this package from its "
+    "sdist (repeatable).")]
+BuildPythonOpt = Annotated[list[Path] | None, typer.Option(
+    "--build-python", metavar="PATH", help="An interpreter to build sdists with "
+    "(repeatable); pythonX.Y on PATH and pyenv's versions are found without it.")]
 OfflineOpt = Annotated[bool, typer.Option(
     "--offline", help="Use the download cache only; name every file it lacks.")]
 
@@ -206,12 +215,16 @@ def _grouped(command: Callable[..., None]) -> Callable[..., None]:
 def _select(lock: LockArg, target: TargetOpt = None, target_file: TargetFileOpt = None,
             with_: WithOpt = None, without: WithoutOpt = None, only: OnlyOpt = None,
             extras: ExtrasOpt = None, all_extras: AllExtrasOpt = False,
-            fmt: FormatOpt = None, allow_unhashed: AllowUnhashedOpt = False) -> Selection:
+            fmt: FormatOpt = None, allow_unhashed: AllowUnhashedOpt = False,
+            no_build: NoBuildOpt = False, no_build_package: NoBuildPackageOpt = None,
+            build_python: BuildPythonOpt = None) -> Selection:
     selection = Selection(
         lock=lock, fmt=fmt, targets=tuple(target or ()), target_files=tuple(target_file or ()),
         with_groups=tuple(with_ or ()), without_groups=tuple(without or ()),
         only_groups=tuple(only or ()), extras=tuple(extras or ()), all_extras=all_extras,
-        allow_unhashed=allow_unhashed)
+        allow_unhashed=allow_unhashed, build_sdists=not no_build,
+        no_build_packages=tuple(no_build_package or ()),
+        build_pythons=tuple(build_python or ()))
     selection.validate()
     return selection
 
@@ -494,6 +507,7 @@ def inspect(bundle: BundleArg, json_out: JsonOpt = False,
                 "--sbom", help="Print the bundle's CycloneDX SBOM (sbom.cdx.json) instead.")
             ] = False, trust: Trust = TRUST) -> None:
     """List the bundle's signer, targets, packages, versions and sizes (after verifying it)."""
+    from . import manifest as manifest_mod
     from .verify import verify_signed
 
     v = verify_signed(bundle, trust=trust)
@@ -512,7 +526,9 @@ def inspect(bundle: BundleArg, json_out: JsonOpt = False,
             "packages": [{"name": f.name, "version": f.version, "filename": f.filename,
                           "size": f.size, "sha256": f.sha256, "targets": list(f.targets),
                           "yanked": f.yanked, "own": f.own,
-                          "hash_from_index": f.hash_from_index} for f in m.files],
+                          "hash_from_index": f.hash_from_index,
+                          "built_from": manifest_mod.built_json(f.built_from)}
+                         for f in m.files],
             "accepted_vulns": [{"id": a.id, "package": a.package, "version": a.version,
                                 "aliases": list(a.aliases)} for a in m.accepted_vulns],
             "signature": v.signature.to_json() if v.signature else None})
@@ -525,7 +541,9 @@ def inspect(bundle: BundleArg, json_out: JsonOpt = False,
     width = max((len(f.name) for f in m.files), default=4)
     for f in m.files:
         flag = ("  (yanked)" if f.yanked else "") + ("  (own)" if f.own else "") + (
-            "  (hash from index)" if f.hash_from_index else "")
+            "  (hash from index)" if f.hash_from_index else "") + (
+            f"  (built here from {f.built_from.sdist} with {f.built_from.backend_version}, "
+            f"{f.built_from.python} {f.built_from.platform})" if f.built_from else "")
         _echo(f"  {f.name:<{width}}  {f.version:<12} {f.size / 1e3:>9.1f} kB  "
               f"{f.filename}{flag}")
     for a in m.accepted_vulns:

@@ -83,6 +83,11 @@ class SelectionError(UsageError):
     """The lock cannot be satisfied for a target (no usable wheel, wrong Python)."""
 
 
+class BuildError(UsageError):
+    """An sdist the build box could not turn into a wheel: the input is at fault (exit 2),
+    as a wrong pin or a package that does not build is."""
+
+
 class IntegrityError(BundlerError):
     """Bytes that are not what the lock or the manifest says they are (exit 3)."""
 

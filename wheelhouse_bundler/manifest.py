@@ -16,7 +16,15 @@ from packaging.version import Version
 from . import __version__
 from .errors import IntegrityError
 from .export import render
-from .model import AcceptedVuln, Lock, Manifest, ManifestFile, ManifestTarget, Plan
+from .model import (
+    AcceptedVuln,
+    BuiltFrom,
+    Lock,
+    Manifest,
+    ManifestFile,
+    ManifestTarget,
+    Plan,
+)
 from .sources import strip_credentials
 
 # The layout's names are declared once, in bootstrap.py: it ships inside every bundle as
@@ -80,8 +88,10 @@ def layout(manifest: Manifest) -> list[Part]:
 
 
 def build(lock: Lock, plans: list[Plan], sizes: Mapping[str, int], groups: Iterable[str],
-          extras: Iterable[str]) -> Manifest:
-    """One entry per distinct file, naming every target it serves."""
+          extras: Iterable[str], built: Mapping[str, BuiltFrom] | None = None) -> Manifest:
+    """One entry per distinct file, naming every target it serves; `built` (by the
+    wheel's sha256) says which of them the build box made from an sdist."""
+    built = built or {}
     entries: dict[str, dict] = {}
     for plan in plans:
         for pick in plan.picks:
@@ -91,7 +101,7 @@ def build(lock: Lock, plans: list[Plan], sizes: Mapping[str, int], groups: Itera
                 "filename": f.filename, "sha256": f.sha256, "size": sizes[f.sha256],
                 "name": str(pick.package.name), "version": str(pick.package.version),
                 "origin": strip_credentials(f.url), "targets": set(), "yanked": f.yanked,
-                "hash_from_index": f.hash_from_index,
+                "hash_from_index": f.hash_from_index, "built_from": built.get(f.sha256),
             })
             entry["targets"].add(plan.target.name)
     files = tuple(
@@ -121,7 +131,8 @@ def to_json(manifest: Manifest) -> bytes:
                    "size": f.size, "name": f.name, "version": f.version, "origin": f.origin,
                    "targets": list(f.targets), "yanked": f.yanked,
                    **({"own": True} if f.own else {}),
-                   **({"hash_from_index": True} if f.hash_from_index else {})}
+                   **({"hash_from_index": True} if f.hash_from_index else {}),
+                   **({"built_from": built_json(f.built_from)} if f.built_from else {})}
                   for f in manifest.files],
     }
     if manifest.accepted_vulns:  # optional keys: bundles without them read as before
@@ -164,11 +175,29 @@ def from_json(data: bytes) -> Manifest:
 
 def _file(f: dict) -> ManifestFile:
     """A `files` or `tools` entry (its `path` is the layout's, from the file name)."""
+    built = f.get("built_from")
     return ManifestFile(
         filename=str(f["filename"]), sha256=str(f["sha256"]), size=int(f["size"]),
         name=str(f["name"]), version=str(f["version"]), origin=str(f["origin"]),
         targets=tuple(f["targets"]), yanked=bool(f.get("yanked", False)),
-        own=bool(f.get("own", False)), hash_from_index=bool(f.get("hash_from_index", False)))
+        own=bool(f.get("own", False)), hash_from_index=bool(f.get("hash_from_index", False)),
+        built_from=None if built is None else BuiltFrom(
+            sdist=str(built["sdist"]["filename"]), sdist_sha256=str(built["sdist"]["sha256"]),
+            backend=str(built["backend"]["object"]),
+            backend_version=str(built["backend"]["distribution"]),
+            build_deps=tuple(str(d) for d in built["build_dependencies"]),
+            python=str(built["builder"]["python"]),
+            platform=str(built["builder"]["platform"])))
+
+
+def built_json(b: BuiltFrom | None) -> dict | None:
+    """The manifest's `built_from` object (None for a wheel an index served)."""
+    if b is None:
+        return None
+    return {"sdist": {"filename": b.sdist, "sha256": b.sdist_sha256},
+            "backend": {"object": b.backend, "distribution": b.backend_version},
+            "build_dependencies": list(b.build_deps),
+            "builder": {"python": b.python, "platform": b.platform}}
 
 
 def render_sums(hashes: Mapping[str, str]) -> bytes:

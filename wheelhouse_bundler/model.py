@@ -44,6 +44,12 @@ class LockedFile:
     def is_wheel(self) -> bool:
         return bool(self.filename and self.filename.endswith(".whl"))
 
+    @property
+    def is_sdist(self) -> bool:
+        """A source archive the build box can turn into a wheel (PEP 625 names it
+        `.tar.gz`; older releases also published `.zip`)."""
+        return bool(self.filename and self.filename.endswith((".tar.gz", ".zip")))
+
     def tags(self) -> frozenset[Tag]:
         """The wheel's compatibility tags; empty for anything that is not a wheel."""
         if not self.is_wheel:
@@ -192,6 +198,24 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class BuiltFrom:
+    """How a wheel the bundle carries was made on the build box from its sdist.
+
+    Recorded whole, because a built wheel is the one file in a bundle whose bytes no
+    index vouches for: whoever reads the manifest sees what went into it (the sdist the
+    lock pinned, the backend, each build dependency by version and hash) and where.
+    """
+
+    sdist: str  # file name of the sdist
+    sdist_sha256: str
+    backend: str  # the PEP 517 backend object, e.g. setuptools.build_meta
+    backend_version: str  # `name==version` of the distribution providing it
+    build_deps: tuple[str, ...]  # `name==version sha256:<hex>`, sorted
+    python: str  # the building interpreter, e.g. cpython-3.11.7
+    platform: str  # the builder's platform tag, e.g. manylinux_2_36_x86_64
+
+
+@dataclass(frozen=True)
 class ManifestFile:
     """A file in the bundle as the manifest records it."""
 
@@ -205,6 +229,7 @@ class ManifestFile:
     yanked: bool = False
     hash_from_index: bool = False  # the lock had no hash; the index's was trusted
     own: bool = False  # the locked project's own wheel, installed last with --no-deps
+    built_from: BuiltFrom | None = None  # built here from the lock's sdist
 
 
 @dataclass(frozen=True)

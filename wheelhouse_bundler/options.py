@@ -33,12 +33,27 @@ class Selection:
     extras: tuple[str, ...] = ()
     all_extras: bool = False
     allow_unhashed: bool = False  # take the index's sha256 where the lock records none
+    build_sdists: bool = True  # --no-build: an sdist-only package is refused, not built
+    no_build_packages: tuple[str, ...] = ()  # --no-build-package
+    build_pythons: tuple[Path, ...] = ()  # --build-python
 
     def validate(self) -> None:
-        """--only names every group to take: it cannot stand beside --with/--without."""
+        """--only names every group to take: it cannot stand beside --with/--without;
+        a --build-python must be a file (it is probed only when a build needs it)."""
         from .select import check_group_flags
 
         check_group_flags(self.with_groups, self.without_groups, self.only_groups)
+        for python in self.build_pythons:
+            if not python.is_file():
+                raise UsageError(f"--build-python {python}: no such file")
+
+    def build_policy(self):  # -> select.BuildPolicy (imported late: options stays light)
+        from packaging.utils import canonicalize_name
+
+        from .select import BuildPolicy
+
+        return BuildPolicy(self.build_sdists,
+                           frozenset(canonicalize_name(n) for n in self.no_build_packages))
 
     def inputs(self) -> Inputs:
         from .locks import find_lock

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from . import bundle, locks, manifest, ownbuild, select, uvtool
+from . import bundle, locks, manifest, ownbuild, sdistbuild, select, uvtool
 from . import targets as targets_mod
 from .cache import Cache, default_root
 from .errors import NetworkError, UsageError
@@ -30,7 +30,7 @@ from .fetch import Fetched as FetchedFile
 from .fetch import FetchSummary, Progress, fetch_all
 from .files import atomic_output, copy_file, write_atomic
 from .index import Index
-from .model import Lock, LockedFile, LockedPackage, Pick, Plan, Source
+from .model import BuiltFrom, Lock, LockedFile, LockedPackage, Pick, Plan, Source
 from .net import LazyClient
 from .options import Build, Inputs, Network, Selection
 from .parallel import in_background, run_all
@@ -169,7 +169,7 @@ def prepare(sel: Selection, net: Network, index: Index, cache: Cache | None = No
     groups = select.choose_groups(lock, with_=sel.with_groups, without=sel.without_groups,
                                   only=sel.only_groups)
     extras = select.choose_extras(lock, sel.extras, sel.all_extras)
-    plans = select.plan(lock, chosen, groups, extras)
+    plans = select.plan(lock, chosen, groups, extras, sel.build_policy())
     return Prepared(lock, plans, groups, extras, names)
 
 
@@ -183,6 +183,7 @@ class Fetched:
     sizes: dict[str, int]
     summary: FetchSummary
     network_seconds: float
+    built: dict[str, BuiltFrom] = field(default_factory=dict)  # wheels made from sdists
 
 
 def fetch(sel: Selection, net: Network, progress: Progress | None = None,
@@ -223,9 +224,14 @@ def fetch(sel: Selection, net: Network, progress: Progress | None = None,
             names_written()
     plans = [Plan(plan.target, tuple(Pick(p.package, fetched[p.file.sha256].file)
                                      for p in plan.picks)) for plan in prepared.plans]
-    return Fetched(prepared, plans, {sha: f.path for sha, f in fetched.items()},
-                   {sha: f.size for sha, f in fetched.items()}, summary,
-                   time.monotonic() - started)
+    paths = {sha: f.path for sha, f in fetched.items()}
+    sizes = {sha: f.size for sha, f in fetched.items()}
+    seconds = time.monotonic() - started
+    built = sdistbuild.build_all(prepared.lock, plans, paths, sdistbuild.Context(
+        cache, sdistbuild.Builders(sel.build_pythons), offline=net.offline, cert=net.cert,
+        client_cert=net.client_cert, jobs=net.jobs))
+    return Fetched(prepared, built.plans, {**paths, **built.paths}, {**sizes, **built.sizes},
+                   summary, seconds, built.built)
 
 
 def build(sel: Selection, net: Network, what: Build, output: Path,
@@ -240,7 +246,7 @@ def build(sel: Selection, net: Network, what: Build, output: Path,
         db = None
     got = fetch(sel, net, progress)
     man = manifest.build(got.prepared.lock, got.plans, got.sizes, got.prepared.groups,
-                         got.prepared.extras)
+                         got.prepared.extras, got.built)
     with tempfile.TemporaryDirectory(prefix="wheelhouse-own-") as tmp:
         own = ownbuild.collect(sel.lock, Path(tmp), dist=what.dist, enabled=what.own,
                                isolation=what.build_isolation)
@@ -316,6 +322,8 @@ def download(sel: Selection, net: Network, dest: Path, progress: Progress | None
 
     def place(got: FetchedFile) -> None:
         assert got.file.filename is not None  # located before the download
+        if not got.file.is_wheel:  # an sdist: its built wheel is placed once it is made
+            return
         with making:
             if not dest.is_dir():
                 made.extend(p for p in reversed([dest, *dest.parents]) if not p.exists())
@@ -334,6 +342,10 @@ def download(sel: Selection, net: Network, dest: Path, progress: Progress | None
     try:
         got = fetch(sel, net, progress, then=place)
         _refuse_nothing(got.prepared)
+        for sha in got.built:
+            wheel = next(p.file for plan in got.plans for p in plan.picks
+                         if p.file.sha256 == sha)
+            place(FetchedFile(wheel, got.paths[sha], got.sizes[sha], True))
         return got
     except BaseException:
         for path in placed:
@@ -443,7 +455,10 @@ def export(sel: Selection, net: Network) -> dict[str, str]:
     _refuse_nothing(prepared)
     out = {}
     for plan in prepared.plans:
-        entries = [(p.package, select.ranked_wheels(p.package, plan.target)) for p in plan.picks]
+        # An sdist-only package exports its sdist's hash: pip on a connected machine builds
+        # it there (a bundle carries the wheel built here instead).
+        entries = [(p.package, select.ranked_wheels(p.package, plan.target) or [p.file])
+                   for p in plan.picks]
         header = (f"Exported by wheelhouse-bundler from {prepared.lock.path.name} for "
                   f"{plan.target.name}")
         out[plan.target.name] = render(entries, header=header)

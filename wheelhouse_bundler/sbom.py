@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cyclonedx.model import HashAlgorithm, HashType, Property
 from cyclonedx.model.bom import Bom
-from cyclonedx.model.component import Component, ComponentType
+from cyclonedx.model.component import Component, ComponentType, Pedigree
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 from packaging.markers import InvalidMarker, UndefinedEnvironmentName
@@ -49,6 +49,10 @@ except ImportError:  # pragma: no cover - depends on the installed library
 PROPERTY_TARGET = "wheelhouse-bundler:target"
 PROPERTY_OWN = "wheelhouse-bundler:own"
 PROPERTY_YANKED = "wheelhouse-bundler:yanked"
+PROPERTY_BUILT = "wheelhouse-bundler:built-from"  # the sdist a wheel was built from here
+PROPERTY_BACKEND = "wheelhouse-bundler:build-backend"
+PROPERTY_BUILD_DEP = "wheelhouse-bundler:build-dependency"
+PROPERTY_BUILDER = "wheelhouse-bundler:builder"
 MAX_METADATA = 16 * 1024 * 1024
 _LICENSE_TEXT_LIMIT = 100
 """A `License:` field longer than this (or spanning lines) is the licence's full text,
@@ -160,6 +164,23 @@ def _component(f: ManifestFile, meta: WheelMeta) -> Component:
         properties.append(Property(name=PROPERTY_OWN, value="true"))
     if f.yanked:
         properties.append(Property(name=PROPERTY_YANKED, value="true"))
+    pedigree = None
+    if (b := f.built_from) is not None:
+        # A wheel no index vouches for: its ancestor is the sdist the lock pinned, and the
+        # properties say how and where it was built.
+        properties += [Property(name=PROPERTY_BUILT, value=f"{b.sdist} sha256:{b.sdist_sha256}"),
+                       Property(name=PROPERTY_BACKEND, value=f"{b.backend} ({b.backend_version})"),
+                       Property(name=PROPERTY_BUILDER, value=f"{b.python} {b.platform}"),
+                       *(Property(name=PROPERTY_BUILD_DEP, value=d) for d in b.build_deps)]
+        sdist_purl = PackageURL("pypi", str(canonicalize_name(f.name)), f.version,
+                                qualifiers={"file_name": b.sdist})
+        pedigree = Pedigree(
+            ancestors=[Component(
+                type=ComponentType.LIBRARY, name=str(canonicalize_name(f.name)),
+                version=f.version, bom_ref=f"{sdist_purl.to_string()}#for-{f.sha256[:16]}",
+                purl=sdist_purl,
+                hashes=[HashType(alg=HashAlgorithm.SHA_256, content=b.sdist_sha256)])],
+            notes=f"built on the build box with {b.backend}")
     licence = meta.licence()
     p = purl(f)
     return Component(
@@ -167,7 +188,7 @@ def _component(f: ManifestFile, meta: WheelMeta) -> Component:
         bom_ref=p.to_string(), purl=p,
         hashes=[HashType(alg=HashAlgorithm.SHA_256, content=f.sha256)],
         licenses=[LicenseFactory().make_from_string(licence)] if licence else None,
-        properties=properties)
+        properties=properties, pedigree=pedigree)
 
 
 def serial_number(manifest: Manifest) -> uuid.UUID:

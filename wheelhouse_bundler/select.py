@@ -8,6 +8,7 @@ whole table of (package, version, target) without a usable wheel at once.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 
 from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
@@ -188,9 +189,38 @@ def _one_each(lock: Lock, target: Target, packages: list[LockedPackage]) -> None
                 f"({other.version} and {package.version}); the lock's markers overlap")
 
 
+@dataclass(frozen=True)
+class BuildPolicy:
+    """Which sdist-only packages the build box may turn into wheels (see sdistbuild)."""
+
+    enabled: bool = True  # --no-build turns it off
+    refused: frozenset[str] = frozenset()  # --no-build-package, canonical names
+
+    def why_not(self, name: str) -> str | None:
+        if not self.enabled:
+            return "--no-build"
+        if canonicalize_name(name) in self.refused:
+            return f"--no-build-package {name}"
+        return None
+
+
+NO_BUILD = BuildPolicy(enabled=False)
+
+
+def sdist_of(package: LockedPackage) -> LockedFile | None:
+    """The sdist the lock pins for a package (hashed like every locked file), if any."""
+    return next((f for f in sorted(package.files, key=lambda f: f.filename or "")
+                 if f.is_sdist), None)
+
+
 def plan(lock: Lock, targets: list[Target], groups: Collection[str],
-         extras: Collection[str]) -> list[Plan]:
-    """One plan per target, or a SelectionError listing every package that cannot be met."""
+         extras: Collection[str], build: BuildPolicy = NO_BUILD) -> list[Plan]:
+    """One plan per target, or a SelectionError listing every package that cannot be met.
+
+    A package with no wheel for a target but an sdist in the lock gets the sdist as its
+    pick when `build` allows it: sdistbuild replaces it with the wheel built from it, or
+    refuses the target with this same table once the build shows what the wheel fits.
+    """
     plans: list[Plan] = []
     gaps: list[str] = []
     no_wheel = False  # a gap of the kind the closing hint speaks to
@@ -211,23 +241,33 @@ def plan(lock: Lock, targets: list[Target], groups: Collection[str],
             if wheels:
                 picks.append(Pick(package, wheels[0]))
                 continue
+            sdist = sdist_of(package)
+            off = build.why_not(package.name) if sdist is not None else None
+            if sdist is not None and off is None:
+                picks.append(Pick(package, sdist))
+                continue
             gaps.append(f"  {package.name}=={package.version} on {target.name}: no wheel "
-                        f"for this target; {describe_files(package.files)}")
+                        f"for this target; {describe_files(package.files)}"
+                        + (f" (not built: {off})" if off else ""))
             no_wheel = True
         plans.append(Plan(target, tuple(sorted(picks, key=lambda p: p.package.name))))
     if gaps:
-        hint = [_WHAT_TO_DO] if no_wheel else []
-        raise SelectionError(
-            f"{len(gaps)} package(s) cannot be installed from {lock.path.name} on the "
-            "targets that need them:\n" + "\n".join([*gaps, *hint]))
+        raise refusal(lock, gaps, no_wheel)
     return plans
+
+
+def refusal(lock: Lock, gaps: list[str], hint: bool) -> SelectionError:
+    """The one table of packages a lock cannot give its targets (`gaps`: one line each)."""
+    return SelectionError(
+        f"{len(gaps)} package(s) cannot be installed from {lock.path.name} on the "
+        "targets that need them:\n" + "\n".join([*gaps, *([_WHAT_TO_DO] if hint else [])]))
 
 
 _WHAT_TO_DO = (
     "  (a target takes only wheels built for its Python and platform: bundle for a target "
     "the wheels above cover (`target-info` on the machine gives its exact tags), or pin a "
-    "version that publishes a wheel for it; a package with only an sdist needs its wheel "
-    "built and published on your index first)")
+    "version that publishes a wheel for it; an sdist is built here only into a wheel its "
+    "tags let a target use)")
 
 _LEGACY_GLIBC = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 _FAMILIES = ("manylinux", "musllinux", "macOS", "windows", "other")

