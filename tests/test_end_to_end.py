@@ -233,9 +233,9 @@ def test_package_without_wheel_fails_before_download(index_server, wheel_factory
         Pin("sdonly", "1.0", [], extra_files={"sdonly-1.0.tar.gz": "e" * 64})]))
     out = tmp_path / "app.tar"
     assert cli("bundle", root, "-o", out, "--index-url", index_server.url,
-               "--cache-dir", tmp_path / "cache") == 2
+               "--cache-dir", tmp_path / "cache", "--no-build") == 2
     err = capsys.readouterr().err
-    assert "sdonly==1.0" in err and "sdonly-1.0.tar.gz" in err
+    assert "sdonly==1.0" in err and "sdonly-1.0.tar.gz (not built: --no-build)" in err
     assert not out.exists() and not (tmp_path / "cache").exists()
 
 

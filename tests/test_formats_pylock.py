@@ -206,9 +206,10 @@ def test_markers_pick_per_target_group_and_extra(hand, tmp_path, clean_environ) 
     assert set(export(hand, LINUX, tmp_path, "--with", "dev", "-E", "yaml")) == {
         "alpha", "beta", "native", "devtool", "yamlish"}
     assert set(export(hand, LINUX, tmp_path, "--only", "lint")) == {"alpha", "linty"}
-    # the sdist beside the wheels is never a choice: one hash, the Linux wheel's
+    # the sdist is kept beside the wheels, but where a wheel fits it is the one choice
     native = next(p for p in lock.packages if p.name == "native")
-    assert [f.filename for f in native.files] == [f"native-1.0-{t}.whl" for t in NATIVE]
+    assert [f.filename for f in native.files] == [
+        *(f"native-1.0-{t}.whl" for t in NATIVE), "native-1.0.tar.gz"]
     plan = select.plan(lock, [target(LINUX)], lock.default_groups, frozenset())[0]
     pick = next(p for p in plan.picks if p.package.name == "native")
     assert linux["native"][1] == {pick.file.sha256} and pick.file.filename.endswith(
@@ -241,12 +242,30 @@ def test_package_requires_python_is_checked_when_selected(hand, clean_environ,
     assert "oldpy==1.0 on cp312-win_amd64: needs Python <3.12" in capsys.readouterr().err
 
 
-def test_missing_wheel_table_lists_wheels_not_the_sdist(hand, clean_environ, capsys) -> None:
-    assert cli("export", hand, "-t", "cp311-manylinux_2_28_aarch64",
+def test_missing_wheel_table_lists_wheels_and_the_sdist(hand, clean_environ, capsys) -> None:
+    assert cli("export", hand, "-t", "cp311-manylinux_2_28_aarch64", "--no-build",
                "--index-url", NOWHERE) == 2
     err = capsys.readouterr().err
     assert ("  native==1.0 on cp311-manylinux_2_28_aarch64: no wheel for this target; "
-            "wheels: cp311 on manylinux_2_17+ x86_64; cp312 on win_amd64") in err.splitlines()
+            "wheels: cp311 on manylinux_2_17+ x86_64; cp312 on win_amd64; also an sdist "
+            "(not built: --no-build)") in err.splitlines()
+
+
+def test_an_sdist_only_package_is_kept_for_the_build_box(tmp_path, clean_environ,
+                                                         capsys) -> None:
+    """Its sdist is what the bundle builds a wheel from; a connected pip's export gets
+    the sdist's hash; without a sha256 it is refused like a wheel without one."""
+    sdist = ('sdist = { url = "http://127.0.0.1:9/p/solo-1.0.tar.gz", '
+             'hashes = { sha256 = "%s" } }')
+    path = tmp_path / "pylock.toml"
+    path.write_text(HAND + '[[packages]]\nname = "solo"\nversion = "1.0"\n'
+                    + sdist % _h("a") + "\n")
+    assert cli("export", path, "-t", LINUX, "--index-url", NOWHERE) == 0
+    assert f"solo==1.0 \\\n    --hash=sha256:{_h('a')}" in capsys.readouterr().out
+    path.write_text(HAND + '[[packages]]\nname = "solo"\nversion = "1.0"\n'
+                    + sdist.replace("sha256", "md5") % ("a" * 32) + "\n")
+    err = _refused(tmp_path, path.read_text(), capsys)
+    assert "solo 1.0 on " in err and "solo-1.0.tar.gz has no sha256 hash" in err
 
 
 def test_overlapping_markers_are_refused(hand, clean_environ, capsys) -> None:
@@ -344,8 +363,6 @@ def test_wheel_without_hashes_breaks_the_whole_lock(tmp_path, clean_environ, cap
 
 
 @pytest.mark.parametrize("source, what", [
-    ('sdist = { url = "http://127.0.0.1:9/p/solo-1.0.tar.gz", hashes = { sha256 = "%s" } }',
-     "no wheel, only the sdist solo-1.0.tar.gz; build it into a wheel"),
     ('archive = { url = "http://127.0.0.1:9/p/solo.zip", hashes = { sha256 = "%s" } }',
      "comes from an archive (http://127.0.0.1:9/p/solo.zip), not a wheel on an index"),
     ('vcs = { type = "git", url = "https://example.com/solo.git", commit-id = "abc%s" }',

@@ -10,9 +10,10 @@ dialect with the chosen `extras` and `dependency_groups`, as Pylock.select does.
 level `requires-python` and `environments` become Lock.support, so a target outside
 them is refused by select instead of bundled.
 
-Only wheels are bundled: a package's `sdist` is ignored when it has wheels. A package
-with only an sdist, an `archive`, `vcs` or `directory` source, or a wheel whose hashes
-hold no sha256 (hashes are the point) is recorded as model.Unusable with its marker:
+A package's `sdist` is kept beside its wheels, for the targets no wheel serves: the build
+box builds it (sdistbuild) unless told not to. A package with an `archive`, `vcs` or
+`directory` source, or a wheel or sdist whose hashes hold no sha256 (hashes are the
+point) is recorded as model.Unusable with its marker:
 select refuses it, with what to do instead, only on the targets that need it. A wheel
 without any `hashes` breaks PEP 751 and refuses the whole lock. A wheel given by `path`
 only is fetched by its sha256 from the package's index.
@@ -119,25 +120,30 @@ def _refusal(package: Package) -> str | None:
         what = f"a local folder ({package.directory.path})"
     elif package.archive is not None:
         what = f"an archive ({package.archive.url or package.archive.path})"
-    elif not package.wheels:
-        name = package.sdist.filename if package.sdist else "nothing"
-        return (f"no wheel, only the sdist {name}; build it into a wheel, publish it on an "
-                "index and lock that")
+    elif not package.wheels and package.sdist is None:
+        return "no wheel and no sdist: nothing to install"
     else:
-        for wheel in package.wheels:
+        for wheel in package.wheels or ():
             if not _HEX64.fullmatch(wheel.hashes.get("sha256", "")):
                 return _unhashed(wheel.filename)
+        if (package.sdist is not None and not package.wheels
+                and not _HEX64.fullmatch(package.sdist.hashes.get("sha256", ""))):
+            return _unhashed(package.sdist.filename)
         return None
     return not_an_index_wheel(what)
 
 
 def _files(path: Path, package: Package) -> tuple[LockedFile, ...]:
+    sdist = package.sdist
+    sdists = ([sdist] if sdist is not None
+              and _HEX64.fullmatch(sdist.hashes.get("sha256", "")) else [])
     return tuple(
-        LockedFile(sha256=wheel.hashes["sha256"].lower(), filename=wheel.filename,
-                   url=check_file_url(wheel.url, f"{path}: package {package.name}: wheel url")
-                   if wheel.path is None and wheel.url is not None else None,
-                   size=wheel.size)
-        for wheel in package.wheels or ())
+        LockedFile(sha256=f.hashes["sha256"].lower(), filename=f.filename,
+                   url=check_file_url(f.url, f"{path}: package {package.name}: {kind} url")
+                   if f.path is None and f.url is not None else None,
+                   size=f.size)
+        for kind, files in (("wheel", package.wheels or ()), ("sdist", sdists))
+        for f in files)
 
 
 def _version(where: _Where, index: int, package: Package) -> Version:
