@@ -118,8 +118,8 @@ class Result:
                                                     ("import", self.imports)) if o.failed]
         out += [("pip-compare", t, o) for t, o in self.pip.items() if o.failed]
         if self.expect == "refused" and not self.bundle.failed and not self.lock.failed:
-            out.append(("bundle", "all", Outcome("expected a refusal (only an sdist), but "
-                                                 "the bundle was built")))
+            out.append(("bundle", "all", Outcome("expected a refusal (an sdist that cannot "
+                                                 "build here), but the bundle was built")))
         return out
 
     @property
@@ -129,7 +129,8 @@ class Result:
                                          for t in self.known):
             return "ok, known refusal"
         if self.expect == "refused":
-            refused = self.bundle.failed and REFUSAL in self.bundle.status
+            refused = self.bundle.failed and (REFUSAL in self.bundle.status
+                                              or self.bundle.status.startswith("building "))
             others = self.lock.failed or any(o.failed for o in self.pip.values())
             return "refused as expected" if refused and not others else "FAIL"
         return "FAIL" if self.failures() else OK
@@ -250,6 +251,7 @@ class Bundled:
 
     path: Path
     picks: dict[str, dict[str, str]]  # target spec -> {canonical name: wheel filename}
+    built: dict[str, dict[str, str]] = field(default_factory=dict)  # the same, built here
 
 
 def bundle(lockfile: Path, targets: Sequence[str], out: Path, env: dict[str, str],
@@ -272,13 +274,15 @@ def bundle(lockfile: Path, targets: Sequence[str], out: Path, env: dict[str, str
     spec_of = {t: t for t in targets if t != "host"}
     if "host" in targets:
         spec_of[host_name] = "host"
-    picks = read_picks(out, spec_of)
+    picks, made = read_picks(out, spec_of)
     return Outcome(OK, f"{built.get('files')} files, {built.get('bytes', 0) / 1e6:.1f} MB"), \
-        Bundled(out, picks), []
+        Bundled(out, picks, made), []
 
 
-def read_picks(path: Path, spec_of: dict[str, str]) -> dict[str, dict[str, str]]:
-    """Each target's wheel per package, from the bundle's manifest (its first member)."""
+def read_picks(path: Path, spec_of: dict[str, str]
+               ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    """Each target's wheel per package, from the bundle's manifest (its first member);
+    the wheels built here from sdists apart (pip download has nothing to compare them to)."""
     with tarfile.open(path) as tar:
         for member in tar:
             if member.name.endswith("/manifest.json") or member.name == "manifest.json":
@@ -286,16 +290,18 @@ def read_picks(path: Path, spec_of: dict[str, str]) -> dict[str, dict[str, str]]
                 doc = json.load(handle) if handle else {}
                 break
         else:
-            return {}
+            return {}, {}
     picks: dict[str, dict[str, str]] = {spec_of.get(t["name"], t["name"]): {}
                                         for t in doc.get("targets", [])}
+    built: dict[str, dict[str, str]] = {}
     for f in doc.get("files", []):
         if f.get("own"):
             continue
         for t in f.get("targets", []):
-            picks.setdefault(spec_of.get(t, t), {})[canonicalize_name(f["name"])] = \
+            into = built if f.get("built_from") else picks
+            into.setdefault(spec_of.get(t, t), {})[canonicalize_name(f["name"])] = \
                 f["filename"]
-    return picks
+    return picks, built
 
 
 def refusal_cell(gaps: Iterable[dict[str, str]], target: str, host_name: str) -> str | None:
@@ -499,10 +505,17 @@ def _wheel_name(filename: str) -> str:
 
 
 def compare(ours: dict[str, str] | None, refused: bool, theirs: dict[str, str],
-            missing: list[str], error: str) -> Outcome:
-    """One target's verdict: pip and the tool picked the same file for every package."""
+            missing: list[str], error: str, built: dict[str, str] | None = None) -> Outcome:
+    """One target's verdict: pip and the tool picked the same file for every package,
+    but for those the tool built from an sdist, where pip must have found no wheel."""
     if error:
         return Outcome(error)
+    built = built or {}
+    wrongly_built = sorted(name for name in built if name in theirs)
+    if wrongly_built:
+        return Outcome(f"built {wrongly_built[0]} from its sdist, but pip finds a wheel "
+                       f"{theirs[wrongly_built[0]]}")
+    missing = [p for p in missing if _pin_name(p) not in built]
     if ours is None:  # the tool refused this target (or failed): does pip agree?
         if refused and missing:
             return Outcome(OK, f"pip agrees: no wheel for {', '.join(missing)}")
@@ -518,7 +531,8 @@ def compare(ours: dict[str, str] | None, refused: bool, theirs: dict[str, str],
     if diffs:
         more = f" (+{len(diffs) - 1} more)" if len(diffs) > 1 else ""
         return Outcome(f"differs: {diffs[0]}{more}", "; ".join(diffs))
-    return Outcome(OK, f"{len(ours)} wheels identical")
+    also = f", {len(built)} built here where pip finds no wheel" if built else ""
+    return Outcome(OK, f"{len(ours)} wheels identical{also}")
 
 
 def _pin_name(pin: str) -> str:
@@ -555,7 +569,8 @@ def run_project(project: Project, locker: str, targets: Sequence[str], env: dict
     if whole is not None:
         for t in targets:
             result.targets[t] = Outcome(OK)
-            per_target[t] = Bundled(whole.path, {t: whole.picks.get(t, {})})
+            per_target[t] = Bundled(whole.path, {t: whole.picks.get(t, {})},
+                                    {t: whole.built.get(t, {})})
     else:
         for t in targets:
             got, one, one_gaps = (
@@ -586,7 +601,8 @@ def run_project(project: Project, locker: str, targets: Sequence[str], env: dict
             ours = got.picks.get(t, {}) if got is not None else None
             refused = result.targets[t].status.startswith("refused") or (
                 REFUSAL in result.targets[t].detail)
-            result.pip[t] = compare(ours, refused, theirs, missing, error)
+            result.pip[t] = compare(ours, refused, theirs, missing, error,
+                                    got.built.get(t, {}) if got is not None else None)
         if (out / "pip").exists():
             shutil.rmtree(out / "pip")
     for tar in out.glob("*.tar"):  # bundles are large and rebuilt from the cache in seconds
