@@ -425,6 +425,7 @@ def bundle(
                     "bytes": built.size, "downloaded": f.downloaded, "from_cache": f.from_cache,
                     "seconds": round(f.seconds, 3),
                     "network_seconds": round(built.network_seconds, 3), "own": built.own,
+                    "built_from_sdist": built.built,
                     "accepted_vulns": sorted({v.id for v in built.audit.accepted})
                     if built.audit else [],
                     "osv_newest_modified": built.audit.newest_modified if built.audit
@@ -434,6 +435,8 @@ def bundle(
     _Out.info(_fetch_line(f))
     if built.own:
         _Out.info(f"added {built.own} own wheel(s) of the project")
+    if built.built:
+        _Out.info(f"{built.built} wheel(s) built here from sdists (see inspect)")
     if built.audit:
         _Out.info(f"audited against {built.audit.records} advisory records, newest modified "
                   f"{built.audit.newest_modified or 'unknown'}")

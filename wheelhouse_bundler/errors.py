@@ -25,6 +25,12 @@ def warn(message: str) -> None:
     _warning_sink[0](printable(f"warning: {message}"))
 
 
+def note(message: str) -> None:
+    """Progress worth a line from deep inside (a build starting): the warning sink's path,
+    without the word "warning"."""
+    _warning_sink[0](printable(message))
+
+
 def set_warning_sink(sink: Callable[[str], None]) -> None:
     _warning_sink[0] = sink
 

@@ -69,6 +69,7 @@ class Built:
     network_seconds: float  # lock to last byte fetched: index pages and files
     own: int = 0
     audit: Report | None = None
+    built: int = 0  # wheels built here from sdists
 
 
 def _locate(index: Index, packages: Iterable[LockedPackage], jobs: int, only_names: bool
@@ -267,9 +268,8 @@ def build(sel: Selection, net: Network, what: Build, output: Path,
         members = bundle_members(man, got.plans, paths, project,
                                  memo=(net.cache_dir or default_root()) / "sbom")
         digest = bundle.write(output, members)
-    return Built(output, digest, got.plans, len(man.files),
-                 sum(got.sizes.values()) + sum(w.size for w in own),
-                 got.summary, got.network_seconds, len(own), report)
+    return Built(output, digest, got.plans, len(man.files), sum(f.size for f in man.files),
+                 got.summary, got.network_seconds, len(own), report, len(got.built))
 
 
 def inputs_of(sel: Selection, net: Network, what: Build | None = None) -> Inputs:

@@ -42,7 +42,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from . import targets as targets_mod
 from .bundle import source_date_epoch
 from .cache import Cache
-from .errors import BuildError, NetworkError, UsageError
+from .errors import BuildError, NetworkError, UsageError, note
 from .files import write_atomic
 from .model import BuiltFrom, Lock, LockedFile, LockedPackage, Pick, Plan, Source, Target
 from .parallel import run_all
@@ -319,6 +319,8 @@ def _cached_build(package: LockedPackage, sdist: LockedFile, sdist_path: Path,
         found = _load(record, ctx.cache)  # another run built it while this one waited
         if found is not None:
             return found
+        note(f"building {package.name}=={package.version} from {sdist.filename} with "
+             f"{builder.label}")
         wheel, built_from = build_one(package, sdist, sdist_path, builder, work, ctx)
         digest, size = _hash(wheel)
         with ctx.cache.writer(digest, wheel.name) as out, open(wheel, "rb") as src:
