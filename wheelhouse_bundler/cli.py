@@ -590,8 +590,9 @@ def delta_cmd(
 ) -> None:
     """Build side: NEW without the wheels OLD has, for `merge` to rebuild NEW from OLD.
 
-    Both bundles are verified first. The delta carries NEW's manifest, SHA256SUMS,
-    per-target files, install.py, SBOM, its new wheels, its sha256 and its .sig.
+    Both bundles are verified first; the signature options are for NEW (a .sig beside OLD
+    must verify, but OLD need not be signed). The delta carries NEW's manifest,
+    SHA256SUMS, per-target files, install.py, SBOM, new wheels, sha256 and .sig.
     """
     from .delta import make
 
@@ -627,9 +628,10 @@ def merge_cmd(
 ) -> None:
     """Target side, offline: rebuild NEW byte for byte from OLD and a delta.
 
-    OLD and the delta are verified first (the signature options apply to OLD and to the
-    result). The result must have the sha256 the delta records before it appears at
-    --output, with its .sha256 and, when the delta carries one, its .sig beside it.
+    OLD and the delta are verified first. The result must have the sha256 the delta
+    records, and its signature must pass the signature options, before it appears at
+    --output with its .sha256 and (when the delta carries one) its .sig beside it. A .sig
+    beside OLD must verify too, but OLD need not be signed.
     """
     from .delta import merge
 

@@ -237,7 +237,7 @@ def make(old: Path, new: Path, out: Path, trust: Trust) -> Made:
     if not out.name.endswith(BUNDLE_SUFFIXES):
         raise UsageError(f"{out}: the delta's name must end in .tar, .tar.gz or .tgz")
     bundle.check_writable(out, "--output")
-    a = _checked("old", old, None, trust)
+    a = _checked("old", old, None, _for_old(trust))
     have = {p.sha256 for p in layout(a.manifest) if p.sha256 is not None}
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".new", dir=out.parent))
@@ -271,6 +271,13 @@ def make(old: Path, new: Path, out: Path, trust: Trust) -> Made:
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return Made(out, digest, out.stat().st_size, plan)
+
+
+def _for_old(trust: Trust) -> Trust:
+    """OLD's wheels count by sha256 alone, and NEW's sha256 and .sig vouch for them: a
+    .sig beside OLD must verify, but --require-signature is for NEW, since OLD may
+    well be unsigned (a merge of an unsigned delta, an older release)."""
+    return dataclasses.replace(trust, require=False)
 
 
 def _checked(role: str, path: Path, extract_to: Path | None, trust: Trust
@@ -401,7 +408,7 @@ def merge(old: Path, delta: Path, out: Path, trust: Trust) -> Merged:
         if plan.signature is None and trust.require:
             raise IntegrityError(f"{delta}: carries no signature for {plan.name} and "
                                  "--require-signature is set")
-        have = _base_files(old, stage / "old", plan, trust)
+        have = _base_files(old, stage / "old", plan, _for_old(trust))
         members = [bundle.Member(e.path, source=(carried / CARRIED / e.path) if e.carried
                                  else have[e.sha256]) for e in plan.entries]
         staged = stage / out.name
