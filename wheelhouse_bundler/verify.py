@@ -340,16 +340,16 @@ def _check_sums_cover(sums: dict[str, str], expected: Expected, meta_digest: str
 
 def check_member(stream: TarStream, member: Member, rel: str, sums: dict[str, str],
                  expected: Expected, extract_to: Path | None, top: str,
-                 listing: tuple[str, str] = ("the manifest", SUMS)) -> int:
+                 listing: tuple[str, str] = ("manifest", SUMS)) -> int:
     """Stream one member (into `extract_to` when given), refusing it unless `expected`
     lists it with this size and `sums` with this sha256. `listing` names the two
     lists in messages: a bundle's manifest and SHA256SUMS, a delta's delta.json."""
     if rel not in expected:
-        raise IntegrityError(f"member {member.name!r}: not in {listing[0]}")
+        raise IntegrityError(f"member {member.name!r}: not in the {listing[0]}")
     want_size = expected[rel][0]
     if want_size is not None and member.size != want_size:
-        raise IntegrityError(f"member {member.name!r}: {member.size} bytes, {listing[0]} "
-                             f"says {want_size}")
+        raise IntegrityError(f"member {member.name!r}: {member.size} bytes, {listing[0]} says "
+                             f"{want_size}")
     if want_size is None and member.size > MAX_TARGET_FILE:
         raise IntegrityError(f"member {member.name!r}: {member.size} bytes, over the "
                              f"{MAX_TARGET_FILE} limit")
