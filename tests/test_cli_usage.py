@@ -57,8 +57,8 @@ def test_version_is_an_option_not_a_second_command() -> None:
     assert done.returncode == 2 and "no such command 'version'" in done.stderr.lower()
 
 
-COMMANDS = ("export", "bundle", "download", "verify", "inspect", "diff", "audit", "install",
-            "rollback", "rehearse", "target-info", "lock")
+COMMANDS = ("export", "bundle", "download", "verify", "inspect", "diff", "delta", "merge",
+            "audit", "install", "rollback", "rehearse", "target-info", "lock")
 
 
 def test_every_command_has_help_with_an_example() -> None:

@@ -1,4 +1,4 @@
-"""The target side (verify, install, rehearse) must run where there is no network: a
+"""The target side (verify, install, rehearse, merge) must run where there is no network: a
 guard that importing it loads no network code, as uv's crate split guarantees for its
 installer. A new import that drags httpx into install fails here, not on a bastion."""
 
@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 TARGET_SIDE = ("wheelhouse_bundler.verify", "wheelhouse_bundler.install",
-               "wheelhouse_bundler.rehearse", "wheelhouse_bundler.standalone.bootstrap",
-               "wheelhouse_bundler.standalone.probe")
+               "wheelhouse_bundler.rehearse", "wheelhouse_bundler.delta",
+               "wheelhouse_bundler.standalone.bootstrap", "wheelhouse_bundler.standalone.probe")
 NETWORK = ("httpx", "httpcore", "h11", "h2", "certifi", "ssl", "wheelhouse_bundler.net",
            "wheelhouse_bundler.fetch", "wheelhouse_bundler.index", "wheelhouse_bundler.tls",
            "wheelhouse_bundler.pipeline")

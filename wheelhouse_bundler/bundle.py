@@ -48,6 +48,22 @@ class Member:
                 yield fh
 
 
+@dataclass(frozen=True)
+class Framing:
+    """Everything besides the members that decides a bundle's bytes: the top folder, the
+    one mtime, and whether it is gzipped. A build takes them from the output name and
+    SOURCE_DATE_EPOCH; a merge (delta.py) takes them from the delta, so the bundle it
+    rebuilds is byte for byte the one that was built, whatever the output is called."""
+
+    top: str
+    mtime: int
+    gzip: bool
+
+    @classmethod
+    def for_output(cls, out: Path) -> Framing:
+        return cls(top_folder(out), source_date_epoch(), is_gzip(out))
+
+
 def top_folder(out: Path) -> str:
     """The bundle's single top folder, named after the output file."""
     name = out.name
@@ -120,18 +136,20 @@ def check_writable(out: Path, option: str) -> None:
     os.unlink(probe)
 
 
-def write(out: Path, members: list[Member]) -> str:
+def write(out: Path, members: list[Member], framing: Framing | None = None) -> str:
     """Write the bundle and its `.sha256` sidecar; returns the tarball's sha256.
 
     The sidecar is written before the tar is renamed into place: should it fail (its path
-    a folder, the disk full), no bundle appears at `out` either.
+    a folder, the disk full), no bundle appears at `out` either. `framing` defaults to
+    the one `out`'s name and SOURCE_DATE_EPOCH give.
     """
+    framing = framing or Framing.for_output(out)
     _check_portable_names(out, members)
     sidecar = sidecar_path(out)
     sidecar_written = False
     try:
         with atomic_output(out) as raw:
-            digest = _write_tar(raw, out, members)
+            digest = write_tar(raw, members, framing)
             with atomic_output(sidecar) as fh:
                 fh.write(f"{digest}  {out.name}\n".encode())
             sidecar_written = True
@@ -142,18 +160,20 @@ def write(out: Path, members: list[Member]) -> str:
     return digest
 
 
-def _write_tar(raw: BinaryIO, out: Path, members: list[Member]) -> str:
-    """The deterministic tar (gzipped for a .tar.gz `out`) into `raw`; its sha256."""
-    top = top_folder(out)
-    mtime = source_date_epoch()
+def write_tar(raw: BinaryIO, members: list[Member], framing: Framing) -> str:
+    """The deterministic tar (gzipped when `framing.gzip`) into `raw`; its sha256.
+
+    The one writer of bundle bytes: `write` for builds and deltas, delta.merge for the
+    rebuild, which must come out identical.
+    """
     hashing = HashingWriter(raw)
     gz = gzip.GzipFile(filename="", mode="wb", fileobj=hashing, mtime=0) \
-        if is_gzip(out) else None
+        if framing.gzip else None
     with tarfile.open(fileobj=gz or hashing, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for member in members:
-            info = tarfile.TarInfo(f"{top}/{member.path}")
+            info = tarfile.TarInfo(f"{framing.top}/{member.path}")
             info.size = member.size()
-            info.mtime = mtime
+            info.mtime = framing.mtime
             info.mode = 0o644
             info.uid = info.gid = 0
             info.uname = info.gname = ""

@@ -593,6 +593,82 @@ def diff_cmd(
         _echo(line)
 
 
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", parser=_output_path,
+                                          help="The file to write (.tar or .tar.gz).")]
+
+
+@app.command("delta", epilog="Examples:\n\n"
+             "wheelhouse-bundler delta app-1.4.tar app-1.5.tar -o app-1.5.delta.tar\n\n"
+             "wheelhouse-bundler delta app-1.4.tar app-1.5.tar -o d.tar "
+             "--allowed-signers allowed_signers --require-signature --json")
+@_grouped
+def delta_cmd(
+    old: Annotated[Path, typer.Argument(metavar="OLD",
+                                        help="The bundle the other side already has.")],
+    new: Annotated[Path, typer.Argument(metavar="NEW", help="The bundle to send over.")],
+    output: OutputOpt, trust: Trust = TRUST, json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Build side: NEW without the wheels OLD has, for `merge` to rebuild NEW from OLD.
+
+    Both bundles are verified first; the signature options are for NEW (a .sig beside OLD
+    must verify, but OLD need not be signed). The delta carries NEW's manifest,
+    SHA256SUMS, per-target files, install.py, SBOM, new wheels, sha256 and .sig.
+    """
+    from .delta import make
+
+    _Out.quiet = quiet
+    made = make(old, new, output, trust)
+    reused, carried = made.reused, made.carried
+    if json_out:
+        _emit_json({"output": str(made.output), "sha256": made.sha256, "bytes": made.size,
+                    "new": {"name": made.plan.name, "sha256": made.plan.sha256,
+                            "bytes": made.plan.size},
+                    "reused": {"files": len(reused), "bytes": sum(e.size for e in reused)},
+                    "carried": {"files": len(carried),
+                                "bytes": sum(e.size for e in carried)},
+                    "saved_bytes": made.saved, "signature": made.plan.signature is not None})
+        return
+    _Out.info(f"wrote {made.output}: {len(reused)} files reused from {old.name}, "
+          f"{len(carried)} files carried, {made.saved / 1e6:.1f} MB saved "
+          f"({made.size / 1e6:.1f} MB instead of {made.plan.size / 1e6:.1f} MB)"
+          + ("; NEW's signature carried" if made.plan.signature else ""))
+
+
+@app.command("merge", epilog="Examples:\n\n"
+             "wheelhouse-bundler merge app-1.4.tar app-1.5.delta.tar -o app-1.5.tar\n\n"
+             "wheelhouse-bundler merge app-1.4.tar d.tar -o app-1.5.tar "
+             "--allowed-signers allowed_signers --require-signature")
+@_grouped
+def merge_cmd(
+    old: Annotated[Path, typer.Argument(metavar="OLD",
+                                        help="The bundle this side already has.")],
+    delta: Annotated[Path, typer.Argument(metavar="DELTA", help="The delta from `delta`.")],
+    output: OutputOpt, trust: Trust = TRUST, json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Target side, offline: rebuild NEW byte for byte from OLD and a delta.
+
+    OLD and the delta are verified first. The result must have the sha256 the delta
+    records, and its signature must pass the signature options, before it appears at
+    --output with its .sha256 and (when the delta carries one) its .sig beside it. A .sig
+    beside OLD must verify too, but OLD need not be signed.
+    """
+    from .delta import merge
+
+    _Out.quiet = quiet
+    done = merge(old, delta, output, trust)
+    reused = len(done.plan.needs())
+    if json_out:
+        _emit_json({"output": str(done.output), "sha256": done.sha256, "bytes": done.size,
+                    "reused": reused, "carried": len(done.plan.carried()),
+                    "signature": done.signature.to_json() if done.signature else None})
+        return
+    _Out.info(f"rebuilt {done.output} byte for byte ({reused} files from {old.name}, "
+          f"{len(done.plan.carried())} from {delta.name}): sha256 {done.sha256}; "
+          + (done.signature.describe() if done.signature else "unsigned"))
+
+
 @app.command(epilog="Examples:\n\n"
              "wheelhouse-bundler audit app.tar --osv-db all.zip\n\n"
              "wheelhouse-bundler audit poetry.lock --osv-db osv/ --ignore-vuln GHSA-xxxx-xxxx-xxxx "
@@ -850,6 +926,8 @@ _SUMMARIES = {
     "verify": "Check a bundle: signature, sidecar, sizes, hashes, names",
     "inspect": "A bundle's signer, targets, packages and sizes",
     "diff": "Packages added, removed and changed, per target",
+    "delta": "NEW less the wheels OLD has, to send across the gap",
+    "merge": "Rebuild NEW byte for byte from OLD and a delta, offline",
     "audit": "Pinned versions against an offline OSV dump",
     "install": "Verify, install offline into a fresh venv, switch",
     "rollback": "Switch --venv back to the previous release",

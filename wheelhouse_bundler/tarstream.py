@@ -57,11 +57,13 @@ class Readable(Protocol):
 
 @dataclass(frozen=True)
 class Member:
-    """One archive entry: its final name (pax `path` applied), kind and data size."""
+    """One archive entry: its final name (pax `path` applied), kind and data size, and the
+    header's mtime (a delta records it to rebuild the bundle byte for byte)."""
 
     name: str
     kind: str  # "file" for a plain regular file; anything else is refused by verify
     size: int
+    mtime: int = 0
 
 
 def decompressed(raw: Readable) -> Readable:
@@ -189,7 +191,7 @@ class TarStream:
                 kind = "sparse file"
             self.last = name
             self._pending = size + (-size % BLOCK)
-            yield Member(name, kind, size)
+            yield Member(name, kind, size, int(info.mtime))
 
     def copy(self, member: Member, sink: Callable[[memoryview], object]) -> int:
         """Pass the member's data to `sink` chunk by chunk; returns the bytes read."""

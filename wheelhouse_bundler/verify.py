@@ -19,9 +19,10 @@ import queue
 import tarfile
 import threading
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from . import signing
 from .bundle import sidecar_path
@@ -36,6 +37,7 @@ MAX_META = 64 * 1024 * 1024
 MAX_TARGET_FILE = 16 * 1024 * 1024
 PER_MEMBER = 8 * 1024
 """Header, pax header and padding allowance per member when bounding the bytes read."""
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class Verified:
     size: int
     root: Path | None
     signature: signing.Signature | None = None  # set by verify_signed
+    order: tuple[str, ...] = ()  # member paths below the top folder, as the tar holds them
+    mtime: int | None = None  # the one mtime every member has (None: they differ)
 
 
 class _HashingReader:
@@ -141,7 +145,7 @@ def _article(kind: str) -> str:
     return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
-def _unsafe(name: str) -> str | None:
+def unsafe_path(name: str) -> str | None:
     """Why a member path cannot be written as-is on every platform, or None if it can."""
     if name.startswith("/") or "\\" in name or ":" in name:
         return "absolute or non-POSIX path (leading '/', backslash or drive colon)"
@@ -158,7 +162,7 @@ def _unsafe(name: str) -> str | None:
 
 def _split(name: str, top: str | None) -> tuple[str, str]:
     """(top, relative path) of a safe member name, or an IntegrityError saying why not."""
-    why = _unsafe(name)
+    why = unsafe_path(name)
     if why is not None:
         raise IntegrityError(f"member {name!r}: {why}")
     parts = name.split("/")
@@ -183,7 +187,7 @@ def _check_unique(name: str, rel: str, seen: set[str], folded: dict[str, str]) -
     folded[key] = rel
 
 
-def _read_small(stream: TarStream, member: Member, limit: int) -> bytes:
+def read_small(stream: TarStream, member: Member, limit: int) -> bytes:
     if member.size > limit:
         raise IntegrityError(f"member {member.name!r}: {member.size} bytes, over the "
                              f"{limit} limit")
@@ -199,7 +203,7 @@ def _expected_members(manifest: Manifest) -> Expected:
     expected: Expected = {p.path: (p.size, p.sha256) for p in layout(manifest)
                           if p.kind not in ("manifest", "sums")}
     for rel in expected:  # install opens these paths: they must be as safe as members
-        why = _unsafe(rel)
+        why = unsafe_path(rel)
         if why is not None:
             raise IntegrityError(f"{MANIFEST}: path {rel!r}: {why}")
     return expected
@@ -213,8 +217,12 @@ def _open_output(root: Path, rel: str) -> BinaryIO:
     return os.fdopen(fd, "wb")
 
 
-def verify(path: Path, extract_to: Path | None = None) -> Verified:
-    """Check the whole bundle; with `extract_to`, its files land there as they verify."""
+def read_archive(path: Path, walk: Callable[[Path, TarStream], T]) -> tuple[T, str, str]:
+    """Stream the tar at `path` once through `walk`: (its result, the file's sha256, the
+    sidecar's status). The one way an archive from elsewhere is opened: bundles here,
+    deltas in delta.py. The whole file is hashed, read to its end, and checked against its
+    `.sha256` sidecar; a broken archive is an IntegrityError naming `path`.
+    """
     try:
         raw = open(path, "rb")  # noqa: SIM115 - closed below, streamed once
     except OSError as exc:
@@ -222,7 +230,8 @@ def verify(path: Path, extract_to: Path | None = None) -> Verified:
     with raw:
         reader = _HashingReader(raw)
         try:
-            result = _walk(path, reader, extract_to)
+            # Until the walk knows what the archive holds, a little metadata at most.
+            result = walk(path, TarStream(decompressed(reader), limit=MAX_META + PER_MEMBER))
             reader.drain()
         except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
             if isinstance(exc, OSError) and not isinstance(exc, EOFError) \
@@ -232,14 +241,34 @@ def verify(path: Path, extract_to: Path | None = None) -> Verified:
         finally:
             reader.close()
     digest = reader.digest.hexdigest()
-    status = _check_sidecar(path, digest)
-    manifest, top, members, size = result
+    return result, digest, check_sidecar(path, digest)
+
+
+def verify(path: Path, extract_to: Path | None = None) -> Verified:
+    """Check the whole bundle; with `extract_to`, its files land there as they verify."""
+    walked, digest, status = read_archive(
+        path, lambda p, stream: _walk(p, stream, extract_to))
+    manifest, top, order, mtimes, size = walked
     root = extract_to / top if extract_to else None
-    return Verified(manifest, top, digest, status, members, size, root)
+    return Verified(manifest, top, digest, status, len(order), size, root,
+                    order=tuple(order), mtime=mtimes.pop() if len(mtimes) == 1 else None)
 
 
-def _walk(path: Path, reader: _HashingReader, extract_to: Path | None
-          ) -> tuple[Manifest, str, int, int]:
+def check_entry(member: Member, top: str | None, seen: set[str], folded: dict[str, str]
+                ) -> tuple[str, str]:
+    """(top, relative path) of a member that is a regular file with a safe name inside
+    the one top folder, seen once: the checks every member of a bundle or delta passes
+    before a byte of its data is read."""
+    if member.kind != "file":
+        raise IntegrityError(f"member {member.name!r}: {_article(member.kind)}, "
+                             "not allowed (regular files only)")
+    top, rel = _split(member.name, top)
+    _check_unique(member.name, rel, seen, folded)
+    return top, rel
+
+
+def _walk(path: Path, stream: TarStream, extract_to: Path | None
+          ) -> tuple[Manifest, str, list[str], set[int], int]:
     top: str | None = None
     manifest: Manifest | None = None
     sums: dict[str, str] = {}
@@ -247,37 +276,35 @@ def _walk(path: Path, reader: _HashingReader, extract_to: Path | None
     meta_digest = ""
     seen: set[str] = set()
     folded: dict[str, str] = {}
+    order: list[str] = []
+    mtimes: set[int] = set()
     total = 0
-    # Until the manifest is read, nothing but the manifest may be in the way.
-    stream = TarStream(decompressed(reader), limit=MAX_META + PER_MEMBER)
     for index, member in enumerate(stream):
         # Type and name first: a refused member's data is never read.
-        if member.kind != "file":
-            raise IntegrityError(f"member {member.name!r}: {_article(member.kind)}, "
-                                 "not allowed (regular files only)")
-        top, rel = _split(member.name, top)
-        _check_unique(member.name, rel, seen, folded)
+        top, rel = check_entry(member, top, seen, folded)
+        order.append(rel)
+        mtimes.add(member.mtime)
         if index == 0:
             if rel != MANIFEST:
                 raise IntegrityError(f"{path}: first member must be {MANIFEST}, "
                                      f"found {member.name!r}")
-            data = _read_small(stream, member, MAX_META)
+            data = read_small(stream, member, MAX_META)
             manifest = from_json(data)
             expected = _expected_members(manifest)
-            stream.limit = _budget(stream.consumed, expected)
+            stream.limit = budget(stream.consumed, expected)
             meta_digest = hashlib.sha256(data).hexdigest()
-            _save(extract_to, top, rel, data)
+            save_member(extract_to, top, rel, data)
             continue
         if index == 1:
             if rel != SUMS:
                 raise IntegrityError(f"{path}: second member must be {SUMS}, "
                                      f"found {member.name!r}")
-            data = _read_small(stream, member, MAX_META)
+            data = read_small(stream, member, MAX_META)
             sums = parse_sums(data)
             _check_sums_cover(sums, expected, meta_digest)
-            _save(extract_to, top, rel, data)
+            save_member(extract_to, top, rel, data)
             continue
-        total += _check_member(stream, member, rel, sums, expected, extract_to, top)
+        total += check_member(stream, member, rel, sums, expected, extract_to, top)
     if manifest is None or not sums:
         raise IntegrityError(f"{path}: no {MANIFEST} and {SUMS} at the start; not a bundle")
     missing = sorted(set(expected) - seen)
@@ -285,10 +312,10 @@ def _walk(path: Path, reader: _HashingReader, extract_to: Path | None
         raise IntegrityError(f"{path}: missing member(s): {', '.join(missing[:5])}"
                              + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
     assert top is not None
-    return manifest, top, len(seen), total
+    return manifest, top, order, mtimes, total
 
 
-def _budget(consumed: int, expected: Expected) -> int:
+def budget(consumed: int, expected: Expected) -> int:
     """The most tar bytes a bundle with this manifest can take: its members' sizes (the
     target files at their cap), SHA256SUMS, headers and the end padding. Reading stops
     beyond it, however well the rest compresses."""
@@ -311,13 +338,17 @@ def _check_sums_cover(sums: dict[str, str], expected: Expected, meta_digest: str
                                  f"the manifest says {sha}")
 
 
-def _check_member(stream: TarStream, member: Member, rel: str, sums: dict[str, str],
-                  expected: Expected, extract_to: Path | None, top: str) -> int:
+def check_member(stream: TarStream, member: Member, rel: str, sums: dict[str, str],
+                 expected: Expected, extract_to: Path | None, top: str,
+                 listing: tuple[str, str] = ("manifest", SUMS)) -> int:
+    """Stream one member (into `extract_to` when given), refusing it unless `expected`
+    lists it with this size and `sums` with this sha256. `listing` names the two
+    lists in messages: a bundle's manifest and SHA256SUMS, a delta's delta.json."""
     if rel not in expected:
-        raise IntegrityError(f"member {member.name!r}: not in the manifest")
+        raise IntegrityError(f"member {member.name!r}: not in the {listing[0]}")
     want_size = expected[rel][0]
     if want_size is not None and member.size != want_size:
-        raise IntegrityError(f"member {member.name!r}: {member.size} bytes, manifest says "
+        raise IntegrityError(f"member {member.name!r}: {member.size} bytes, {listing[0]} says "
                              f"{want_size}")
     if want_size is None and member.size > MAX_TARGET_FILE:
         raise IntegrityError(f"member {member.name!r}: {member.size} bytes, over the "
@@ -338,11 +369,11 @@ def _check_member(stream: TarStream, member: Member, rel: str, sums: dict[str, s
             out.close()
     if digest.hexdigest() != sums[rel]:
         raise IntegrityError(f"member {member.name!r}: sha256 {digest.hexdigest()} does not "
-                             f"match {SUMS} ({sums[rel]})")
+                             f"match {listing[1]} ({sums[rel]})")
     return size
 
 
-def _save(extract_to: Path | None, top: str, rel: str, data: bytes) -> None:
+def save_member(extract_to: Path | None, top: str, rel: str, data: bytes) -> None:
     if extract_to is not None:
         with _open_output(extract_to / top, rel) as out:
             out.write(data)
@@ -351,7 +382,7 @@ def _save(extract_to: Path | None, top: str, rel: str, data: bytes) -> None:
 MAX_SIDECAR = 4096  # one line: a digest, two spaces, a file name
 
 
-def _check_sidecar(path: Path, digest: str) -> str:
+def check_sidecar(path: Path, digest: str) -> str:
     """`ok` when `<bundle>.sha256` holds this digest for this bundle's name; `missing`
     when there is none. Anything else there is refused (exit 3): a sidecar that names
     another file vouches for nothing here, and a folder in its place is not an absent
