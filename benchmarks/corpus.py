@@ -50,6 +50,7 @@ TIMEOUTS = {"lock": 900, "bundle": 1200, "install": 900, "import": 180, "pip": 9
 
 OK = "ok"
 REFUSAL = "cannot be installed from"  # the head line of select's refusal table
+BUILD_FAILED = re.compile(r"(^|error: )building \S+==\S+ from ")  # an sdist's failed build
 SKIP = "-"
 _SPEC = re.compile(r"^cp3(?P<minor>\d+)-(?P<platform>.+)$")
 _GAP = re.compile(r"^\s+(?P<pin>\S+==\S+) on (?P<target>\S+): (?P<reason>.*)$")
@@ -71,6 +72,9 @@ class Project:
     known: tuple[tuple[str, str], ...] = ()
     """(lock tool, target) pairs whose refusal is correct, e.g. a host-resolved lock
     holding a package that has no wheel for that target."""
+    needs: tuple[str, ...] = ()
+    """Files (C headers) an sdist's build needs: with all of them on this machine the
+    project is expected to bundle ("ok"), else `expect` holds (a clear refusal)."""
 
 
 @dataclass
@@ -130,7 +134,7 @@ class Result:
             return "ok, known refusal"
         if self.expect == "refused":
             refused = self.bundle.failed and (REFUSAL in self.bundle.status
-                                              or self.bundle.status.startswith("building "))
+                                              or BUILD_FAILED.search(self.bundle.status))
             others = self.lock.failed or any(o.failed for o in self.pip.values())
             return "refused as expected" if refused and not others else "FAIL"
         return "FAIL" if self.failures() else OK
@@ -703,7 +707,9 @@ def load_projects(path: Path) -> list[Project]:
     doc = tomllib.loads(path.read_text())
     return [Project(name=p["name"], requires=tuple(p["requires"]),
                     imports=tuple(p.get("imports", ())), domain=p.get("domain", ""),
-                    expect=p.get("expect", "ok"), why=p.get("why", ""),
+                    expect="ok" if p.get("needs") and all(
+                        Path(f).exists() for f in p["needs"]) else p.get("expect", "ok"),
+                    why=p.get("why", ""), needs=tuple(p.get("needs", ())),
                     known=tuple((k.split(":", 1)[0], k.split(":", 1)[1])
                                 for k in p.get("known", {})))
             for p in doc["project"]]

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,7 +43,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from . import targets as targets_mod
 from .bundle import source_date_epoch
 from .cache import Cache
-from .errors import BuildError, NetworkError, UsageError, note
+from .errors import BuildError, NetworkError, UsageError, excerpt, note
 from .files import write_atomic
 from .model import BuiltFrom, Lock, LockedFile, LockedPackage, Pick, Plan, Source, Target
 from .parallel import run_all
@@ -586,12 +587,23 @@ def _run(cmd: list[str], label: str, step: str, *, env: Mapping[str, str] | None
                          f"{exc.strerror or exc}") from None
     if proc.returncode != 0:
         raise BuildError(f"{label}: {step} failed (exit {proc.returncode}): "
-                         f"{_tail(proc.stderr + proc.stdout)}")
+                         f"{_tail(proc.stderr, proc.stdout)}")
 
 
-def _tail(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return redact_text(" | ".join(lines[-TAIL:]) or "no output")
+_ERRORISH = re.compile(r"\b(error|fatal|cannot|not found|no such)\b", re.IGNORECASE)
+
+
+def _tail(*texts: str) -> str:
+    """The lines that say why: the last few that speak of an error (a compiler's `fatal
+    error: lber.h: No such file`), else the last few, stderr before stdout."""
+    for text in texts:
+        lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+        said = [ln for ln in lines if _ERRORISH.search(ln)
+                and not ln.startswith(("File ", "Traceback", "raise ", "^"))]
+        if said or lines:
+            return redact_text(" | ".join(excerpt(ln, 240, quote=False)
+                                          for ln in (said or lines)[-TAIL:]))
+    return "no output"
 
 
 def repair(wheel: Path, dest: Path, label: str) -> Path:
