@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import configparser
 import hashlib
+import html
 import re
 import secrets
 import shutil
@@ -54,6 +55,7 @@ from .sources import (
     normalise_index_url,
     redact,
     split_credentials,
+    strip_credentials,
 )
 from .verify import verify_signed
 
@@ -461,7 +463,8 @@ def _server_says(response: httpx.Response) -> str:
         raw = response.read()[:4096].decode("utf-8", "replace")
     except _transport_errors():
         return ""
-    text = " ".join(re.sub(r"<[^>]*>", " ", raw).split())
+    raw = re.sub(r"(?is)<(head|style|script)\b.*?</\1\s*>", " ", raw)
+    text = " ".join(html.unescape(re.sub(r"<[^>]*>", " ", raw)).split())
     return f": {excerpt(text, 200)}" if text else ""
 
 
@@ -581,7 +584,8 @@ def publish(bundle: Path, repo: Repository, *, targets: Sequence[str] = (),
 
 
 def _shown(index: Source | None) -> str | None:
-    return redact(index.url) if index is not None else None
+    """The Simple root as it may be shown: the credentials it carries for net.py gone."""
+    return strip_credentials(index.url) if index is not None else None
 
 
 def _fields(path: Path, wheel: ManifestFile) -> list[tuple[str, str]]:
@@ -604,7 +608,7 @@ def _plan_checked(client: LazyClient, index: Source | None, files: list[Manifest
         listings = {p: [replace(i, sha256=hashes.get(i.url, i.sha256)) for i in listed]
                     for p, listed in listings.items()}
         todo = plan(files, listings)
-    refuse_conflicts(todo.conflicts, f"the index {redact(index.url)}")
+    refuse_conflicts(todo.conflicts, f"the index {strip_credentials(index.url)}")
     return todo
 
 
@@ -632,7 +636,7 @@ def _explain_refused(client: LazyClient, index: Source | None, refused: list[Man
         return (), tuple(refused)
     listings = read_listings(Index(client), index, refused, 1)
     again = plan(refused, listings)
-    refuse_conflicts(again.conflicts, f"the index {redact(index.url)} (changed during "
+    refuse_conflicts(again.conflicts, f"the index {strip_credentials(index.url)} (changed during "
                      "the run)")
     if again.upload or again.unhashed:
         names = ", ".join(f.filename for f in (*again.upload, *(f for f, _ in again.unhashed)))
