@@ -611,7 +611,7 @@ def audit(
 
 
 @app.command(epilog="Examples:\n\n"
-             "wheelhouse-bundler publish app.tar --repository-url http://pypi.internal:8080/\n\n"
+             "wheelhouse-bundler publish app.tar --repository-url http://index.corp.example:8080/\n\n"
              "wheelhouse-bundler publish app.tar --repository internal -t "
              "cp311-manylinux_2_28_x86_64 --dry-run   (URL and user from ~/.pypirc)\n\n"
              "Credentials: TWINE_USERNAME / TWINE_PASSWORD, the --repository section of "

@@ -136,7 +136,8 @@ def resolve_repository(url: str | None, name: str | None, config_file: Path | No
     TWINE_REPOSITORY_URL, else TWINE_REPOSITORY (a .pypirc section). The user and the
     password each: TWINE_USERNAME / TWINE_PASSWORD, else the .pypirc section (or user info
     in a URL from a file or the environment), else, for both, netrc for the repository's
-    host. Never argv: `--repository-url` with a password in it is refused.
+    host. Never argv: `--repository-url` with a password in it is refused. `environ` is
+    where the TWINE_* variables are read; netrc is found as net.py finds it (NETRC).
     """
     if url is not None and name is not None:
         raise UsageError("give --repository-url or --repository, not both")
