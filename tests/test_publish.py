@@ -189,6 +189,20 @@ def test_dry_run_uploads_nothing_and_says_what_it_would(made, upload_index, tmp_
     assert sorted(p.name for p in upload_index.root.glob("*.whl")) == [made["alpha"].name]
 
 
+def test_a_tampered_bundle_is_refused_before_the_index_is_asked(
+        made, upload_index, tmp_path) -> None:
+    bundle = tmp_path / "app.tar"
+    data = bytearray(made["app"].read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bundle.write_bytes(bytes(data))
+    sidecar = made["app"].with_name("app.tar.sha256")
+    (tmp_path / sidecar.name).write_bytes(sidecar.read_bytes())
+    done = run_cli("publish", bundle, "--repository-url", upload_index.base_url,
+                   env=twine_env(tmp_path))
+    assert done.returncode == 3, done.stderr
+    assert upload_index.requests() == []
+
+
 def test_a_connection_dropped_mid_upload_is_retried(made, upload_index, tmp_path) -> None:
     with DropProxy(upload_index.port or 0, drops=1, after=256 * 1024) as proxy:
         rc, doc, out = publish(made["bulky"], proxy.url, twine_env(tmp_path), "-j", "1")
