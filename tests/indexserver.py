@@ -17,11 +17,15 @@ What pypiserver 2.4.2 does, checked by hand and pinned in tests/test_infra.py:
   huge payload wheels make listings slow (use hash_algo=None for those).
 * Files whose name (or any folder) starts with "." are never listed: add() copies to a
   hidden name and renames, so the server never sees a half-written file.
-* Server: bottle on wsgiref, single-threaded, HTTP/1.0 responses (no keep-alive), so
-  concurrent downloads are served one after another.
+* Server: bottle on wsgiref (`--server wsgiref`: `auto` would pick waitress, which the dev
+  extras bring in with devpi-server), single-threaded, HTTP/1.0 responses (no keep-alive),
+  so concurrent downloads are served one after another.
 * Auth: with `-a download,list,update -P htpasswd`, no credentials -> 401 with
   `WWW-Authenticate: Basic realm="pypi"`; wrong credentials -> 403. `/health` is never
-  protected.
+  protected. `protect="update"` guards uploads only (`-a update`), as a team index that
+  anyone may install from but only CI may fill.
+* Uploads: `POST /` with twine's form; a file name already there answers 409 (no
+  `--overwrite`).
 * Request log: with `-v`, pypiserver logs each request at INFO. The format is ours via
   `--log-req-frmt` (a %-format over the WSGI environ), written *before* the request is
   handled, so a request's line is in the log by the time the client has its answer. The
@@ -64,16 +68,19 @@ def _free_port() -> int:
 class IndexServer:
     """pypiserver serving `root` on a free 127.0.0.1 port; optional htpasswd basic auth.
 
-    `auth=(user, password)` protects downloads, listings and uploads. The log (stdout and
+    `auth=(user, password)` protects downloads, listings and uploads (`protect` names
+    which: pypiserver's `-a` list). The log (stdout and
     stderr) goes to a file, not a pipe, so a chatty server can never block on a full pipe;
     it lives in `log_dir` (a fresh temp dir, removed at stop(), if not given).
     """
 
     def __init__(self, root: Path, auth: tuple[str, str] | None = None, *,
                  log_dir: Path | None = None, hash_algo: str | None = "sha256",
-                 python: str = sys.executable) -> None:
+                 python: str = sys.executable, protect: str = "download,list,update"
+                 ) -> None:
         self.root = Path(root)
         self.auth = auth
+        self.protect = protect
         self.hash_algo = hash_algo
         self.python = python
         self.port: int | None = None
@@ -133,6 +140,7 @@ class IndexServer:
     def _command(self, port: int) -> list[str]:
         cmd = [self.python, "-m", "pypiserver", "run", "-v",
                "-i", "127.0.0.1", "-p", str(port), "--disable-fallback",
+               "--server", "wsgiref",
                "--backend", "simple-dir",
                "--hash-algo", self.hash_algo or "off",
                "--log-frmt", "%(message)s",
@@ -141,7 +149,7 @@ class IndexServer:
         if self.auth is None:
             cmd += ["-a", ".", "-P", "."]
         else:
-            cmd += ["-a", "download,list,update", "-P", str(self._write_htpasswd())]
+            cmd += ["-a", self.protect, "-P", str(self._write_htpasswd())]
         return [*cmd, str(self.root)]
 
     def _write_htpasswd(self) -> Path:

@@ -58,7 +58,7 @@ def test_version_is_an_option_not_a_second_command() -> None:
 
 
 COMMANDS = ("export", "bundle", "download", "verify", "inspect", "diff", "delta", "merge",
-            "audit", "install", "rollback", "rehearse", "target-info", "lock")
+            "audit", "install", "rollback", "rehearse", "target-info", "lock", "publish")
 
 
 def test_every_command_has_help_with_an_example() -> None:

@@ -262,13 +262,13 @@ def _fetch_line(f: Any) -> str:
 class _Bar:
     """tqdm on stderr for bytes, with files done in the postfix; silent off a terminal."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, desc: str = "download") -> None:
         self._bar: Any = None
         if not quiet and sys.stderr.isatty():
             # Imported only for a terminal: even disabled, a tqdm starts its monitor thread.
             from tqdm import tqdm
 
-            self._bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc="download",
+            self._bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
                              leave=False, file=sys.stderr)
         self._files = 0
         self._lock = threading.Lock()
@@ -707,6 +707,82 @@ def audit(
     audit_mod.refuse_if_open(report)
 
 
+@app.command(epilog="Examples:\n\n"
+             "wheelhouse-bundler publish app.tar --repository-url http://index.corp.example:8080/\n\n"
+             "wheelhouse-bundler publish app.tar --repository internal -t "
+             "cp311-manylinux_2_28_x86_64 --dry-run   (URL and user from ~/.pypirc)\n\n"
+             "Credentials: TWINE_USERNAME / TWINE_PASSWORD, the --repository section of "
+             "~/.pypirc, or netrc; never on the command line.")
+@_grouped
+def publish(
+    bundle: BundleArg,
+    repository_url: Annotated[str | None, typer.Option(
+        "--repository-url", help="The index's upload URL, as twine takes it (pypiserver: its "
+        "root; devpi: <root>/<user>/<index>/). Default: TWINE_REPOSITORY_URL.")] = None,
+    repository: Annotated[str | None, typer.Option(
+        "--repository", "-r", help="A section of ~/.pypirc (twine's file) giving the URL "
+        "and credentials. Default: TWINE_REPOSITORY.")] = None,
+    config_file: Annotated[Path | None, typer.Option(
+        "--config-file", help="The .pypirc to read --repository from.")] = None,
+    target: Annotated[list[str] | None, typer.Option(
+        "--target", "-t", help="Upload only this bundle target's wheels (repeatable). "
+        "Default: every wheel of the bundle.")] = None,
+    index_url: Annotated[str | None, typer.Option(
+        "--index-url", help="The index's Simple API root, to learn what it already has. "
+        "Default: derived from the upload URL (pypiserver, Nexus, Artifactory, GitLab: "
+        "<url>/simple/; devpi: <url>/+simple/).")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Verify and compare with the index; upload nothing.")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64,
+                                      help="Files uploaded at once.")] = 4,
+    timeout: TimeoutOpt = 30.0, cert: CertOpt = None, client_cert: ClientCertOpt = None,
+    trust: Trust = TRUST, json_out: JsonOpt = False, quiet: QuietOpt = False,
+) -> None:
+    """Verify a bundle, then upload its wheels the index lacks (twine's upload API).
+
+    A file the index holds with the same sha256 is skipped; the same file name with
+    other bytes stops the run before any upload (exit 3).
+    """
+    import os
+
+    from .publish import Connection, resolve_repository
+    from .publish import publish as run_publish
+    from .sources import check_not_in_argv
+    from .tls import check_files
+
+    _Out.quiet = quiet or json_out
+    check_files(str(cert) if cert else None, str(client_cert) if client_cert else None)
+    if index_url is not None:
+        check_not_in_argv(index_url, "--index-url")
+    repo = resolve_repository(repository_url, repository, config_file, os.environ)
+    how = Connection(jobs=jobs, timeout=timeout, cert=str(cert) if cert else None,
+                     client_cert=str(client_cert) if client_cert else None)
+    bar = _Bar(quiet or json_out, desc="upload")
+    try:
+        done = run_publish(bundle, repo, targets=tuple(dict.fromkeys(target or ())),
+                           index_url=index_url, dry_run=dry_run, connection=how, trust=trust,
+                           progress=bar, log=_Out.info)
+    finally:
+        bar.close()
+    if json_out:
+        _emit_json({"bundle": str(bundle), "repository": done.repository, "index": done.index,
+                    "dry_run": done.dry_run,
+                    "uploaded": [f.filename for f in done.uploaded],
+                    "present": [f.filename for f in done.present],
+                    "unchecked": [f.filename for f in done.unchecked],
+                    "bytes": done.bytes, "seconds": round(done.seconds, 3)})
+        return
+    verb = "would upload" if done.dry_run else "uploaded"
+    for f in done.uploaded:
+        _Out.info(f"{verb} {f.filename}")
+    for f in done.unchecked:
+        _Out.info(f"warning: {f.filename}: the index already has this name (not compared: "
+                  "no Simple page)")
+    _echo(f"{verb} {len(done.uploaded)} files, {done.bytes / 1e6:.1f} MB; already present "
+          f"{len(done.present) + len(done.unchecked)}; to {done.repository} "
+          f"in {done.seconds:.1f}s")
+
+
 KeepOpt = Annotated[int | None, typer.Option(
     "--keep", min=1, help="After a good install, keep only the N newest releases (the current "
     "and the previous one, the rollback target, are always kept).")]
@@ -934,6 +1010,7 @@ _SUMMARIES = {
     "rehearse": "DR drill: restore offline into a scratch folder, timed",
     "target-info": "An interpreter's exact wheel tags and markers, as JSON",
     "lock": "Compile requirements.in into a hashed lock (pip-tools)",
+    "publish": "Upload a verified bundle's wheels into an index",
 }
 for _info in app.registered_commands:
     _info.short_help = _SUMMARIES[_info.name or _info.callback.__name__]  # type: ignore[union-attr]

@@ -12,7 +12,7 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -110,11 +110,15 @@ def check_status(response: httpx.Response, source: Source | None, what: str) -> 
 
 @contextmanager
 def stream(client: LazyClient | httpx.Client, url: str, source: Source | None,
-           headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
+           headers: dict[str, str] | None = None, *, method: str = "GET",
+           body: Callable[[], Iterable[bytes]] | None = None) -> Iterator[httpx.Response]:
     """GET with retries until a response that is not worth retrying; yields it open.
 
     The caller reads the body; faults while reading are the caller's to retry because
-    only it knows how much it already has.
+    only it knows how much it already has. Another `method` sends `body()`, a fresh
+    iterator per attempt (an upload streamed from its file, started over after a dropped
+    connection); such a request follows no redirect, since one would turn a POST into a
+    GET that drops the body.
     """
     import httpx
 
@@ -124,14 +128,16 @@ def stream(client: LazyClient | httpx.Client, url: str, source: Source | None,
         try:
             http = client.get() if isinstance(client, LazyClient) else client
             try:
-                request = http.build_request("GET", url, headers=headers)
+                request = http.build_request(method, url, headers=headers,
+                                             content=body() if body is not None else None)
             except (httpx.InvalidURL, ValueError):
                 # User input is checked before (sources.check_url); this is a URL that
                 # an index page or a redirect gave, not worth a retry or a traceback.
                 raise NetworkError(f"{redact(url)!r}: not a valid URL (from "
                                    f"{f'source {source.name!r}' if source else 'the lock'})"
                                    ) from None
-            response = http.send(request, stream=True, auth=_auth(source, url))
+            response = http.send(request, stream=True, auth=_auth(source, url),
+                                 follow_redirects=method == "GET")
         except httpx.TransportError as exc:
             if _certificate_refused(exc):  # a certificate does not change on a retry
                 raise NetworkError(f"{redact(url)}: {describe(exc)}") from exc
