@@ -202,7 +202,9 @@ def test_a_failing_build_names_the_package_and_the_backends_last_words(
     result = run_cli("bundle", lock, "-o", out, "--index-url", build_index.url,
                      "--cache-dir", tmp_path / "cache", "--target", HOST, env=clean_env())
     assert result.returncode == 2
-    (line,) = result.stderr.strip().splitlines()
+    note, line = result.stderr.strip().splitlines()
+    assert note == f"building brokensd==0.1 from {sdist.name} with cpython-" + ".".join(
+        map(str, sys.version_info[:3]))
     assert line.startswith("wheelhouse-bundler: error: building brokensd==0.1 from "
                            "brokensd-0.1.tar.gz")
     assert "boom-7" in line
