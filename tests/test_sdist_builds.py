@@ -281,3 +281,22 @@ def test_export_gives_the_sdist_hash_for_a_package_without_wheels(build_index, t
     assert cli("export", lock, "-o", out, "--index-url", build_index.url,
                "--target", HOST) == 0
     assert f"puresd==1.0 \\\n    --hash=sha256:{sha256_of(sdist)}" in out.read_text()
+
+
+def test_an_older_python_builds_with_its_own_pip(build_index, tmp_path) -> None:
+    """pip beside the tool may not run on the target's Python (pip 26 needs 3.10): the
+    build environment then gets that Python's own pip, emptied of ensurepip's setuptools,
+    so the record lists exactly what the index gave."""
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    if not any(pyenv.glob("3.9.*/bin/python3.9")):
+        pytest.skip("no Python 3.9 from pyenv on this machine")
+    sdist = build_index.add(sdistfactory.pure(tmp_path / "sd", "puresd", "1.0"))
+    lock = _lock(tmp_path, [Pin("puresd", "1.0", [sdist])])
+    out = tmp_path / "b.tar"
+    assert _bundle(lock, out, build_index, tmp_path / "cache",
+                   "cp39-manylinux_2_28_x86_64") == 0
+    (entry,) = manifest_of(out)["files"]
+    record = entry["built_from"]
+    assert record["builder"]["python"].startswith("cpython-3.9.")
+    assert [d.split(" ")[0] for d in record["build_dependencies"]] == [
+        "==".join(SETUPTOOLS.name.split("-")[:2])]
