@@ -106,6 +106,10 @@ def parse_html(text: str, page_url: str) -> list[IndexFile]:
     return files
 
 
+class ProjectNotFound(NetworkError):
+    """The source has no page for the project (404): an answer, not a failure to get one."""
+
+
 class Index:
     """Project pages through one HTTP client, each fetched at most once per run."""
 
@@ -133,7 +137,7 @@ class Index:
         try:
             with stream(self._client, url, source, {"Accept": ACCEPT}) as response:
                 if response.status_code == 404:
-                    raise NetworkError(f"{project} is not on source {source.name!r} "
+                    raise ProjectNotFound(f"{project} is not on source {source.name!r} "
                                        f"({redact(source.url)})")
                 check_status(response, source, what)
                 body = b"".join(_limited(response))
