@@ -367,7 +367,10 @@ def fetch_uv(net: Network, what: Build, plans: list[Plan]
             if net.offline:
                 raise uvtool.NoUv(f"--offline, and this cache has never seen uv {version}'s "
                                   "wheels for these targets")
-            known = _uv_from_index(net, source, version, plans)
+            try:
+                known = _uv_from_index(net, source, version, plans)
+            except NetworkError as exc:  # not an answer: say so, remember nothing
+                raise uvtool.NoUv(f"the index did not answer for uv ({exc})") from exc
             memo.write(known)
         if isinstance(known, str):
             raise uvtool.NoUv(known)
