@@ -31,8 +31,9 @@ def setup(tmp_path: Path, wheel_factory, clean_environ):
 
 
 def bundle(root: Path, server: FaultServer, tmp_path: Path, *extra: object) -> int:
+    """`bundle` of the locked files alone (--no-uv: no request for uv's page)."""
     return cli("bundle", root, "-o", tmp_path / "app.tar", "--index-url", server.url,
-               "--cache-dir", tmp_path / "cache", "-q", *extra)
+               "--cache-dir", tmp_path / "cache", "-q", "--no-uv", *extra)
 
 
 def test_json_api_is_used_when_offered(setup, tmp_path) -> None:

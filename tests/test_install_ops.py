@@ -24,6 +24,7 @@ from wheelfactory import build_wheel
 REAL_UV = next(iter(sorted((Path(sys.prefix) / "share" / "test-wheels").glob("uv-*.whl"))),
                None)
 """uv's real wheel for this machine, downloaded by scripts/test (tests never download)."""
+REAL_UV_VERSION = str(parse_wheel_filename(REAL_UV.name)[1]) if REAL_UV else ""
 
 
 @pytest.fixture(scope="module")
@@ -53,18 +54,21 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path
             made = {}
             if REAL_UV is not None:
                 index.add(REAL_UV)
-                version = str(parse_wheel_filename(REAL_UV.name)[1])
                 made["uv"] = make_bundle(root / "fast.tar", [alpha, beta], index, cache,
-                                         "--with-uv", "--uv-version", version)
+                                         "--uv-version", REAL_UV_VERSION)
+            # The rest restore with pip: the failures below are pip's (--no-uv).
             yield made | {
                 "dud-uv": make_bundle(root / "dud.tar", [alpha, beta], index, cache,
                                       "--with-uv", "--uv-version", "0.0.1"),
-                "v1": make_bundle(root / "app-v1.tar", [alpha, beta], index, cache),
-                "v2": make_bundle(root / "app-v2.tar", [alpha11, beta], index, cache),
-                "boom": make_bundle(root / "boom.tar", [alpha, boom], index, cache),
-                "future": make_bundle(root / "future.tar", [alpha, future], index, cache),
-                "bulky": make_bundle(root / "bulky.tar", [alpha, bulky], index, cache),
-                "heavy": make_bundle(root / "heavy.tar", [alpha, heavy], index, cache),
+                "v1": make_bundle(root / "app-v1.tar", [alpha, beta], index, cache, "--no-uv"),
+                "v2": make_bundle(root / "app-v2.tar", [alpha11, beta], index, cache, "--no-uv"),
+                "boom": make_bundle(root / "boom.tar", [alpha, boom], index, cache, "--no-uv"),
+                "future": make_bundle(root / "future.tar", [alpha, future], index, cache,
+                                      "--no-uv"),
+                "bulky": make_bundle(root / "bulky.tar", [alpha, bulky], index, cache,
+                                     "--no-uv"),
+                "heavy": make_bundle(root / "heavy.tar", [alpha, heavy], index, cache,
+                                     "--no-uv"),
             }
 
 

@@ -132,10 +132,11 @@ def bundle(root: Path, server: FaultServer, tmp_path: Path, *extra: object) -> i
 
 
 def wanted(server: FaultServer, wheels: list[Path]) -> set[str]:
-    """The absolute URLs of every index page and wheel file the lock needs."""
+    """The absolute URLs of every index page and wheel file the lock needs, and uv's page
+    (bundles carry uv by default; this index has none)."""
     origin = server.url.removesuffix("/simple/")
     return ({f"{server.url}{w.name.split('-')[0]}/" for w in wheels}
-            | {f"{origin}/files/{w.name}" for w in wheels})
+            | {f"{origin}/files/{w.name}" for w in wheels} | {f"{server.url}uv/"})
 
 
 def test_http_proxy_carries_every_page_and_file(project, tmp_path, monkeypatch) -> None:

@@ -24,8 +24,8 @@ def test_rehearsal_restores_and_reports_each_step(bundle: Path, tmp_path: Path) 
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads(done.stdout)
     assert result["ok"] is True and result["error"] is None
-    assert [s["name"] for s in result["steps"]] == ["verify", "extract", "venv", "install",
-                                                    "check", "smoke", "switch"]
+    assert [s["name"] for s in result["steps"]] == ["verify", "prepare", "venv", "install",
+                                                    "check", "smoke", "switch", "cleanup"]
     assert all(s["ok"] for s in result["steps"])
     assert result["imported"] == ["beta"] and result["packages"] == 2
     assert result["total_seconds"] >= sum(s["seconds"] for s in result["steps"]) - 0.01

@@ -24,7 +24,7 @@ from typing import Annotated, Any
 import typer
 
 from . import __version__
-from .errors import BundlerError, UsageError, printable, printable_lines, set_warning_sink
+from .errors import BundlerError, UsageError, printable, printable_lines, set_warning_sink, warn
 from .options import Build, Network, Selection, Trust
 
 app = typer.Typer(
@@ -367,12 +367,15 @@ def _build(dist: DistOpt = None, no_own: NoOwnOpt = False,
                "--audit", help="Refuse to write the bundle when an advisory in --osv-db "
                "matches a bundled version (exit 3).")] = False,
            osv_db: OsvDbOpt = None, ignore_vuln: IgnoreVulnOpt = None,
-           with_uv: Annotated[bool, typer.Option(
-               "--with-uv", help="Carry uv's wheel for each target (from the index) so "
-               "`install` can use it offline: much faster than pip.")] = False,
+           with_uv: Annotated[bool | None, typer.Option(
+               "--with-uv/--no-uv", help="Carry uv's wheel for each target (from the index, "
+               "listed in the manifest and SBOM) so `install` restores with it offline, much "
+               "faster than pip. Default: carried when uv has a wheel for every target, "
+               "else left out with one warning; --with-uv makes that an error, --no-uv "
+               "leaves uv out.", show_default=False)] = None,
            uv_version: Annotated[str | None, typer.Option(
-               "--uv-version", help="The uv version --with-uv carries (default: the pinned "
-               "one).")] = None,
+               "--uv-version", help="The uv version to carry (default: the pinned "
+               "one); like --with-uv, an error when it has no wheel for a target.")] = None,
            sign: Annotated[Path | None, typer.Option(
                "--sign", metavar="KEY", help="Sign the tarball with this SSH private key (or "
                "the .pub of a key held by ssh-agent): writes <out>.sig, an SSHSIG signature "
@@ -430,8 +433,13 @@ def bundle(
                     if built.audit else [],
                     "osv_newest_modified": built.audit.newest_modified if built.audit
                     else None,
-                    "signature": str(signature.path) if signature else None})
+                    "signature": str(signature.path) if signature else None,
+                    "warnings": list(built.warnings)})
+        for line in built.warnings:
+            warn(line)
         return
+    for line in built.warnings:
+        warn(line)
     _Out.info(_fetch_line(f))
     if built.own:
         _Out.info(f"added {built.own} own wheel(s) of the project")
@@ -825,7 +833,8 @@ def install(
                     "previous": str(done.previous) if done.previous else None,
                     "seconds": round(done.seconds, 3), "installer": done.installer,
                     "imported": list(done.imported), "warnings": list(done.warnings),
-                    "pruned": [str(p) for p in done.pruned]})
+                    "pruned": [str(p) for p in done.pruned],
+                    "timings": dict(done.timings)})
         return
     for line in done.warnings:
         typer.echo(printable(line), err=True)

@@ -29,9 +29,10 @@ ACCEPT = ("application/vnd.pypi.simple.v1+json, "
 MAX_PAGE = 64 * 1024 * 1024
 
 
-class NotListed(NetworkError):
-    """The index has no page for the project (404): a failure for a download, the plain
-    answer "nothing there yet" for publish."""
+class ProjectNotFound(NetworkError):
+    """The index has no page for the project (404): an answer, not a failure to get one:
+    a failure for a download, "nothing there yet" for publish, "no uv here" for the
+    default uv wheel."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ class Index:
         try:
             with stream(self._client, url, source, {"Accept": ACCEPT}) as response:
                 if response.status_code == 404:
-                    raise NotListed(f"{project} is not on source {source.name!r} "
+                    raise ProjectNotFound(f"{project} is not on source {source.name!r} "
                                        f"({redact(source.url)})")
                 check_status(response, source, what)
                 body = b"".join(_limited(response))

@@ -28,11 +28,14 @@ from .manifest import WHEELS, own_path, requirements_path
 from .model import Manifest, Target
 from .options import Trust
 from .standalone import bootstrap
-from .verify import verify_signed
+from .verify import Verified, verify_signed
 
 Log = Callable[[str], None]
 Timed = Callable[[str, float], None]
 """Told each step's name and seconds as it finishes (the rehearsal's report)."""
+STEPS = ("verify", "prepare", "venv", "install", "check", "smoke", "switch", "cleanup")
+"""The steps a restore times, in order: verify (and extract, one pass), prepare (choose
+the target, find uv), venv, install, check, smoke, switch, and cleanup (the staging)."""
 T = TypeVar("T")
 _DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
@@ -49,6 +52,7 @@ class Installed:
     pruned: tuple[Path, ...] = ()
     imported: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    timings: tuple[tuple[str, float], ...] = ()  # (step, seconds) in STEPS order
 
 
 @dataclass(frozen=True)
@@ -121,11 +125,13 @@ def _check_replaceable(venv: Path) -> Path | None:
 
 def install(bundle: Path, venv: Path, how: Restore, *,
             trust: Trust | None = None, keep: int | None = None,
-            log: Log = lambda _m: None, timed: Timed = lambda _s, _t: None) -> Installed:
+            log: Log = lambda _m: None, timed: Timed = lambda _s, _t: None,
+            verified: Callable[[Verified], None] = lambda _v: None) -> Installed:
     """Verify and extract, build a fresh release, check it, then switch `venv` to it.
 
-    `timed` hears each step's seconds as the step finishes, so that a caller such as the
-    rehearsal can report how far a failed restore got and how long each step took.
+    `timed` hears each step's seconds as the step finishes, and `verified` the bundle's
+    check as soon as it passed, so that a caller such as the rehearsal can report how far
+    a failed restore got, and how long each step took, without verifying twice.
     """
     started = time.monotonic()
     venv = Path(os.path.abspath(venv))
@@ -135,17 +141,19 @@ def install(bundle: Path, venv: Path, how: Restore, *,
     releases.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=releases))
     release: Path | None = None
-    clock = _Clock(timed)
+    clock = bootstrap.Clock(timed)
     warnings: list[str] = []
     try:
         log(f"verifying {bundle.name}")
         checked = verify_signed(bundle, extract_to=staging, trust=trust)
         assert checked.root is not None
-        clock.lap("extract")
+        clock.lap("verify")
+        verified(checked)
         me = interpreter_target(how.python)
         chosen = choose_target(checked.manifest, list(me.tags), how.target, me.environment)
         log(f"target {chosen}")
         tool = uvtool.find(checked.root, how.installer, staging / ".uv", me)
+        clock.lap("prepare")
         release = _new_release(releases, checked.top)
         log(f"creating venv {release}")
         venv_cmd = [how.python or sys.executable, "-m", "venv", str(release)]
@@ -156,13 +164,12 @@ def install(bundle: Path, venv: Path, how: Restore, *,
         count = len(checked.manifest.files_for(chosen))
         log(f"installing {count} wheels offline with {'uv' if tool else 'pip'}")
         _install_from(tool, py, wheels, checked.root / requirements_path(chosen), "pip install")
-        clock.lap("install")
-        _check(tool, py)
         own = checked.root / own_path(chosen)
         if own.is_file():  # the project's own wheels: last, --no-deps, hash-checked
             log("installing the project's own wheels")
             _install_from(tool, py, wheels, own, "pip install (own wheels)")
-            _check(tool, py)
+        clock.lap("install")
+        _check(tool, py)
         clock.lap("check")
         imported = _smoke(py, sorted({f.name for f in checked.manifest.files_for(chosen)}),
                           how.smoke_command, how.smoke_imports, warnings.append)
@@ -182,11 +189,13 @@ def install(bundle: Path, venv: Path, how: Restore, *,
         shutil.rmtree(staging, ignore_errors=True)
         if made_releases and not venv.is_symlink():
             shutil.rmtree(releases, ignore_errors=True)
+    clock.lap("cleanup")
     pruned = prune(venv, keep) if keep is not None else []
     for path in pruned:
         log(f"pruned {path}")
     return Installed(venv, release, chosen, count, previous, time.monotonic() - started,
-                     "uv" if tool else "pip", tuple(pruned), tuple(imported), tuple(warnings))
+                     "uv" if tool else "pip", tuple(pruned), tuple(imported), tuple(warnings),
+                     tuple(clock.timings.items()))
 
 
 def _install_from(tool: uvtool.Uv | None, python: str, wheels: Path, requirements: Path,
@@ -205,19 +214,6 @@ def _check(tool: uvtool.Uv | None, python: str) -> None:
         uvtool.check(tool, python)
     else:
         _run([python, "-m", "pip", "check"], "pip check")
-
-
-class _Clock:
-    """Reports the seconds since the previous lap under each step's name."""
-
-    def __init__(self, timed: Timed) -> None:
-        self._timed = timed
-        self._last = time.monotonic()
-
-    def lap(self, step: str) -> None:
-        now = time.monotonic()
-        self._timed(step, now - self._last)
-        self._last = now
 
 
 def _smoke(python: str, distributions: list[str], command: str | None, imports: bool,

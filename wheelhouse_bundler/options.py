@@ -100,18 +100,25 @@ class Build:
     audit: bool = False  # refuse a bundle that an advisory in osv_db matches
     osv_db: Path | None = None
     ignore_vulns: tuple[str, ...] = ()
-    with_uv: bool = False  # carry uv's wheel per target under tools/ (fast install)
+    # uv's wheel per target under tools/ (fast install): None carries it where uv has a
+    # wheel for every target (the default), True insists (--with-uv), False: --no-uv
+    with_uv: bool | None = None
     uv_version: str | None = None  # None: the pinned one (uvtool.UV_VERSION)
     sign_key: Path | None = None  # SSH key (or its .pub, held by ssh-agent): write <out>.sig
 
     def validate(self) -> None:
-        """--osv-db and --audit go together; --uv-version only means something with --with-uv."""
+        """--osv-db and --audit go together; --uv-version means nothing with --no-uv."""
         if self.osv_db is not None and not self.audit:
             raise UsageError("--osv-db is for --audit (or the audit command)")
-        if self.uv_version and not self.with_uv:
-            raise UsageError("--uv-version is for --with-uv")
+        if self.uv_version and self.with_uv is False:
+            raise UsageError("--uv-version chooses the uv to carry; --no-uv carries none")
         if self.audit and self.osv_db is None:
             raise UsageError("--audit needs --osv-db PATH (an OSV dump: zip or folder)")
+
+    @property
+    def uv_insisted(self) -> bool:
+        """uv asked for by name (--with-uv or --uv-version): missing, it is an error."""
+        return self.with_uv is True or self.uv_version is not None
 
     def inputs(self) -> Inputs:
         return [("OSV database", self.osv_db), ("signing key", self.sign_key),

@@ -29,13 +29,13 @@ from .export import render
 from .fetch import Fetched as FetchedFile
 from .fetch import FetchSummary, Progress, fetch_all
 from .files import atomic_output, copy_file, write_atomic
-from .index import Index
+from .index import Index, ProjectNotFound
 from .model import BuiltFrom, Lock, LockedFile, LockedPackage, Pick, Plan, Source
 from .net import LazyClient
 from .options import Build, Inputs, Network, Selection
 from .parallel import in_background, run_all
 from .signing import Signature, preflight, sig_path, sign_bundle
-from .sources import default_source
+from .sources import default_source, redact
 
 if TYPE_CHECKING:
     from .audit import Report
@@ -70,6 +70,7 @@ class Built:
     own: int = 0
     audit: Report | None = None
     built: int = 0  # wheels built here from sdists
+    warnings: tuple[str, ...] = ()  # said once the bundle is written (a failure says only why)
 
 
 def _locate(index: Index, packages: Iterable[LockedPackage], jobs: int, only_names: bool
@@ -261,7 +262,7 @@ def build(sel: Selection, net: Network, what: Build, output: Path,
             audit_mod.refuse_if_open(report)
             man = replace(man, accepted_vulns=audit_mod.accepted_vulns(report))
         project = ownbuild.project_info(ownbuild.read_pyproject(ownbuild.project_dir(sel.lock)))
-        tools = fetch_uv(net, what.uv_version, got.plans) if what.with_uv else []
+        tools, no_uv = fetch_uv(net, what, got.plans)
         man = replace(man, tools=uvtool.recorded(tools))
         paths = {**got.paths, **{w.sha256: w.path for w in own},
                  **{t.sha256: t.path for t in tools if t.path is not None}}
@@ -269,7 +270,8 @@ def build(sel: Selection, net: Network, what: Build, output: Path,
                                  memo=(net.cache_dir or default_root()) / "sbom")
         digest = bundle.write(output, members)
     return Built(output, digest, got.plans, len(man.files), sum(f.size for f in man.files),
-                 got.summary, got.network_seconds, len(own), report, len(got.built))
+                 got.summary, got.network_seconds, len(own), report, len(got.built),
+                 (no_uv,) if no_uv else ())
 
 
 def inputs_of(sel: Selection, net: Network, what: Build | None = None) -> Inputs:
@@ -356,22 +358,62 @@ def download(sel: Selection, net: Network, dest: Path, progress: Progress | None
         raise
 
 
-def fetch_uv(net: Network, version: str | None, plans: list[Plan]
-             ) -> list[uvtool.ToolWheel]:
-    """uv's wheel for each target (`version`, else the pinned one) from the default index,
-    hash-checked while streaming into the cache like every other file."""
-    if net.offline:
-        raise UsageError("--with-uv asks the index for uv's wheels; it cannot run --offline")
+def fetch_uv(net: Network, what: Build, plans: list[Plan]
+             ) -> tuple[list[uvtool.ToolWheel], str | None]:
+    """uv's wheel for each target (`what.uv_version`, else the pinned one) from the default
+    index, hash-checked while streaming into the cache like every other file.
+
+    Carried by default: where uv has no wheel for some target (or `--offline` finds none
+    remembered), the bundle carries none and returns the warning to give, unless uv was
+    asked for by name (--with-uv, --uv-version), which makes it an error. `--no-uv`: none."""
+    if what.with_uv is False:
+        return [], None
+    version = what.uv_version or uvtool.UV_VERSION
     source = default_source(net.index_url)
+    memo = uvtool.Memo((net.cache_dir or default_root()) / "tools", source.url, version,
+                       [p.target for p in plans])
     cache = cache_for(net)
-    with client_for(net) as client:
-        listed = [(f.filename, f.url, f.sha256) for f in Index(client).files(source, "uv")]
-        tools = uvtool.pick(listed, version or uvtool.UV_VERSION, [p.target for p in plans])
-        fetched, _ = fetch_all(client, cache, [
-            (LockedFile(t.sha256, filename=t.filename, url=t.url), source) for t in tools],
-            net.jobs)
+    try:
+        known = memo.read()
+        if known is None or (isinstance(known, str) and what.uv_insisted):
+            if net.offline:
+                raise uvtool.NoUv(f"--offline, and this cache has never seen uv {version}'s "
+                                  "wheels for these targets")
+            try:
+                known = _uv_from_index(net, source, version, plans)
+            except NetworkError as exc:  # not an answer: say so, remember nothing
+                raise uvtool.NoUv(f"the index did not answer for uv ({exc})") from exc
+            memo.write(known)
+        if isinstance(known, str):
+            raise uvtool.NoUv(known)
+        if net.offline and any(cache.get(t.sha256) is None for t in known):
+            raise uvtool.NoUv(f"--offline, and uv {version}'s wheels are not in the cache")
+        with client_for(net) as client:
+            fetched, _ = fetch_all(client, cache, [
+                (LockedFile(t.sha256, filename=t.filename, url=t.url), source)
+                for t in known], net.jobs)
+    except uvtool.NoUv as exc:
+        if what.uv_insisted:
+            raise UsageError(f"{'--with-uv' if what.with_uv else '--uv-version'}: {exc}"
+                             ) from None
+        return [], (f"the bundle carries no uv, so install will use pip: {exc} "
+                    "(--no-uv says so quietly)")
     return [replace(t, size=fetched[t.sha256].size, path=fetched[t.sha256].path)
-            for t in tools]
+            for t in known], None
+
+
+def _uv_from_index(net: Network, source: Source, version: str, plans: list[Plan]
+                   ) -> list[uvtool.ToolWheel] | str:
+    """uv's wheels for the plans' targets as the index lists them, or why there are none."""
+    with client_for(net) as client:
+        try:
+            listed = [(f.filename, f.url, f.sha256) for f in Index(client).files(source, "uv")]
+        except ProjectNotFound:
+            return f"uv is not on the index {redact(source.url)}"
+    try:
+        return uvtool.pick(listed, version, [p.target for p in plans])
+    except uvtool.NoUv as exc:
+        return str(exc)
 
 
 def bundle_members(man: manifest.Manifest, plans: list[Plan], paths: dict[str, Path],

@@ -43,7 +43,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from .errors import IntegrityError, NetworkError, UsageError, excerpt
 from .fetch import Stopped
-from .index import Index, IndexFile, NotListed
+from .index import Index, IndexFile, ProjectNotFound
 from .manifest import wheel_path
 from .model import Manifest, ManifestFile, Source
 from .net import LazyClient, check_status, describe, stream
@@ -431,7 +431,7 @@ def read_listings(index: Index, source: Source, files: Sequence[ManifestFile], j
     def one(project: str) -> list[IndexFile]:
         try:
             return index.files(source, project)
-        except NotListed:
+        except ProjectNotFound:
             return []
 
     return dict(zip(projects, run_all(one, projects, jobs), strict=True))

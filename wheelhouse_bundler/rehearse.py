@@ -23,11 +23,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import BundlerError
-from .install import Restore, install
+from .install import STEPS, Restore, install
 from .options import Trust
-from .verify import verify_signed
+from .verify import Verified
 
-STEPS = ("verify", "extract", "venv", "install", "check", "smoke", "switch")
 MARK = "WHEELHOUSE_BUNDLER_REHEARSAL"
 """Set in the re-executed child: the isolation it runs under ("network namespace")."""
 DEAD_PROXY = "http://127.0.0.1:9"
@@ -105,14 +104,15 @@ def rehearse(bundle: Path, how: Restore, *, keep_scratch: Path | None = None,
     scratch = Path(tempfile.mkdtemp(prefix="wheelhouse-rehearse-",
                                     dir=keep_scratch if keep_scratch else None))
     timings: dict[str, float] = {}
-    started = time.monotonic()
-    try:
-        checked = verify_signed(bundle, trust=trust)
-        timings["verify"] = time.monotonic() - started
+
+    def verified(checked: Verified) -> None:
         report.sha256 = checked.sha256
         report.signature = checked.signature.describe() if checked.signature else "unsigned"
+
+    started = time.monotonic()
+    try:
         done = install(bundle, scratch / "venv", how, trust=trust,
-                       timed=timings.__setitem__)
+                       timed=timings.__setitem__, verified=verified)
         report.ok = True
         report.target, report.packages = done.target, done.packages
         report.installer, report.imported = done.installer, list(done.imported)

@@ -53,6 +53,8 @@ PROPERTY_BUILT = "wheelhouse-bundler:built-from"  # the sdist a wheel was built 
 PROPERTY_BACKEND = "wheelhouse-bundler:build-backend"
 PROPERTY_BUILD_DEP = "wheelhouse-bundler:build-dependency"
 PROPERTY_BUILDER = "wheelhouse-bundler:builder"
+PROPERTY_TOOL = "wheelhouse-bundler:tool"
+"""On a tool's wheel (uv under tools/): carried to install with, installed into nothing."""
 MAX_METADATA = 16 * 1024 * 1024
 _LICENSE_TEXT_LIMIT = 100
 """A `License:` field longer than this (or spanning lines) is the licence's full text,
@@ -158,8 +160,10 @@ def _edges(manifest: Manifest, metas: Mapping[str, WheelMeta]) -> dict[str, list
     return edges
 
 
-def _component(f: ManifestFile, meta: WheelMeta) -> Component:
+def _component(f: ManifestFile, meta: WheelMeta, tool: bool = False) -> Component:
     properties = [Property(name=PROPERTY_TARGET, value=t) for t in f.targets]
+    if tool:
+        properties.append(Property(name=PROPERTY_TOOL, value="true"))
     if f.own:
         properties.append(Property(name=PROPERTY_OWN, value="true"))
     if f.yanked:
@@ -193,8 +197,10 @@ def _component(f: ManifestFile, meta: WheelMeta) -> Component:
 
 def serial_number(manifest: Manifest) -> uuid.UUID:
     """Stable for the same lock, targets and files; different when any of them differ."""
+    tools = sorted(t.sha256 for t in manifest.tools)  # none: the key of older bundles
     key = "\n".join([manifest.lock_sha256, *sorted(t.name for t in manifest.targets),
-                     *sorted(f.sha256 for f in manifest.files)])
+                     *sorted(f.sha256 for f in manifest.files),
+                     *(["tools", *tools] if tools else [])])
     return uuid.uuid5(_SERIAL_NAMESPACE, key)
 
 
@@ -213,6 +219,8 @@ def build(manifest: Manifest, paths: Mapping[str, Path],
         type=ComponentType.APPLICATION, name="wheelhouse-bundler", version=__version__))
     for component in components.values():
         bom.components.add(component)
+    for t in manifest.tools:  # in the bundle like any wheel; nothing depends on them
+        bom.components.add(_component(t, read_metadata(paths[t.sha256]), tool=True))
     edges = _edges(manifest, metas)
     for sha, needed in edges.items():
         bom.register_dependency(components[sha], [components[g.sha256] for g in needed])

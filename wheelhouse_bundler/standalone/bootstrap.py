@@ -8,9 +8,11 @@ roll back what the other installed:
   verify   every file against SHA256SUMS, the wheels against the manifest's sizes and
            hashes, nothing unlisted in the folder;
   choose   the bundle target whose wheels this interpreter accepts (a small tag matcher);
-  create   a fresh venv `<venv>.releases/<top>-<UTC stamp>` with ensurepip;
-  install  with that venv's own pip, isolated from the machine's pip configuration
-           (`--isolated --no-index --no-deps --require-hashes`), then `pip check`;
+  create   a fresh venv `<venv>.releases/<top>-<UTC stamp>`: without pip when the bundle
+           carries a uv that starts here (tools/uv-*.whl), else with ensurepip;
+  install  with that uv (`uv pip install --offline --no-index --require-hashes`), else with
+           the venv's own pip (`--isolated --no-index --no-deps --require-hashes`), both
+           deaf to the machine's configuration; then `pip check` (or uv's);
   smoke    load the roots of the environment through the modules they install (the rule
            above SMOKE_SCRIPT), then --smoke CMD;
   switch   `<venv>` (a symlink) to the new release in one rename.
@@ -139,6 +141,123 @@ def pip_install(python: str, wheels: str, listing: str) -> list:
     return [python, "-m", "pip", "install", "--isolated", "--no-index", "--no-deps",
             "--require-hashes", "--only-binary=:all:", "--no-input", "--quiet",
             "--find-links", wheels, "-r", listing]
+
+
+# ---- uv: the fast installer a bundle carries under tools/ (one wheel per platform)
+#
+# The binary is copied out of the wheel that fits the interpreter into a scratch folder
+# and used only if it starts (`uv --version`); otherwise pip installs, as it always could.
+# uv runs with --no-config, --offline, --no-index, no UV_* variables and its cache in the
+# scratch folder: as with pip, the bundle alone decides.
+
+INSTALLERS = ("auto", "pip", "uv")
+
+
+def uv_env(cache: str) -> dict:
+    env = clean_env()
+    env.update(UV_CACHE_DIR=cache, UV_NO_PROGRESS="1")
+    return env
+
+
+def uv_install(uv: str, python: str, wheels: str, listing: str) -> list:
+    """The one uv command line that installs a bundle listing (pip_install's twin).
+
+    No bytecode is compiled here: compiling every module of a large environment is most
+    of pip's time, while the smoke check and the first start compile only what they load."""
+    return [uv, "pip", "install", "--no-config", "--offline", "--no-index", "--require-hashes",
+            "--no-deps", "--no-build", "--quiet", "--python", python, "--find-links", wheels,
+            "-r", listing]
+
+
+def uv_check(uv: str, python: str) -> list:
+    return [uv, "pip", "check", "--no-config", "--offline", "--quiet", "--python", python]
+
+
+def fitting_uv(root: str, tags: list) -> str | None:
+    """The bundle's uv wheel that ranks best for these (interpreter, abi, platform) tags."""
+    folder = os.path.join(root, TOOLS)
+    rank = {tuple(tag): i for i, tag in enumerate(tags)}
+    best = None
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+        if not (name.startswith("uv-") and name.endswith(".whl")):
+            continue
+        ranks = [rank[t] for t in wheel_tags(name) if t in rank]
+        if ranks and (best is None or min(ranks) < best[0]):
+            best = (min(ranks), os.path.join(folder, name))
+    return best[1] if best else None
+
+
+def extract_uv(wheel: str, dest: str) -> str:
+    """Copy `uv-*.data/scripts/uv` (uv.exe on Windows) out of the wheel into `dest`."""
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as zf:
+        names = [n for n in zf.namelist() if n.split("/")[0].endswith(".data")
+                 and n.split("/")[1:] in (["scripts", "uv"], ["scripts", "uv.exe"])]
+        if not names:
+            name = os.path.basename(wheel)
+            raise install_failed(f"{name}: no uv binary inside (uv-*.data/scripts/uv)")
+        os.makedirs(dest, exist_ok=True)
+        out = os.path.join(dest, names[0].rsplit("/", 1)[1])
+        with zf.open(names[0]) as src, open(out, "wb") as fh:
+            shutil.copyfileobj(src, fh, 1024 * 1024)
+    os.chmod(out, os.stat(out).st_mode | 0o111)
+    return out
+
+
+def uv_starts(binary: str, cache: str) -> bool:
+    try:
+        proc = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                              env=uv_env(cache), check=False, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0
+
+
+def find_uv(root: str, installer: str, scratch: str, tags: list) -> tuple | None:
+    """(uv binary, its cache folder) to install with, or None for pip.
+
+    auto: the bundle's uv for these tags when it starts, else pip; pip: pip; uv: the
+    bundle's, else a uv on PATH, else a usage error (nothing was tried, let alone failed).
+    """
+    if installer not in INSTALLERS:
+        raise usage("--installer {!r}: choose one of {}".format(installer,
+                                                              ", ".join(INSTALLERS)))
+    if installer == "pip":
+        return None
+    cache = os.path.join(scratch, "cache")
+    wheel = fitting_uv(root, tags)
+    if wheel is not None:
+        binary = extract_uv(wheel, scratch)
+        if uv_starts(binary, cache):
+            return binary, cache
+        if installer == "uv":
+            name = os.path.basename(wheel)
+            raise install_failed(f"--installer uv: the uv from {name} does not start here")
+        return None
+    if installer == "uv":
+        on_path = shutil.which("uv")
+        if on_path and uv_starts(on_path, cache):
+            return on_path, cache
+        raise usage("--installer uv: the bundle carries no uv for this platform "
+                    "(bundle it without --no-uv) and there is none on PATH")
+    return None
+
+
+class Clock:
+    """Each step's seconds under its name, in order: what --json reports as `timings`."""
+
+    def __init__(self, heard=lambda _step, _seconds: None) -> None:
+        self.timings = {}
+        self._heard = heard
+        self._last = time.monotonic()
+
+    def lap(self, step: str) -> None:
+        now = time.monotonic()
+        seconds = now - self._last
+        self.timings[step] = round(self.timings.get(step, 0.0) + seconds, 3)
+        self._heard(step, seconds)
+        self._last = now
 
 
 def venv_python(venv: str) -> str:
@@ -698,41 +817,67 @@ def distributions_for(manifest: dict, target: str) -> list:
 
 def restore(root: str, venv: str, target: str | None = None, keep: int | None = None,
             smoke_imports: bool = True, smoke_command: str | None = None,
-            log=lambda _m: None) -> dict:
+            log=lambda _m: None, installer: str = "auto") -> dict:
     """Verify `root`, install it into a fresh release and switch `venv` to it."""
     started = time.time()
+    clock = Clock()
     venv = os.path.abspath(venv)
     previous = current_release(venv)
     log(f"verifying {root}")
     manifest = verify_folder(root)
-    chosen = choose_target(manifest, interpreter_tags(), marker_env(), target)
+    clock.lap("verify")
+    tags = interpreter_tags()
+    chosen = choose_target(manifest, tags, marker_env(), target)
     log(f"target {chosen}")
+    os.makedirs(releases_dir(venv), exist_ok=True)
+    import tempfile
+
+    scratch = tempfile.mkdtemp(prefix=".uv-", dir=releases_dir(venv))
     release = None
     try:
+        uv = find_uv(root, installer, scratch, tags)
+        clock.lap("prepare")
         release = new_release(venv, os.path.basename(os.path.abspath(root)))
         log(f"creating venv {release}")
-        run([sys.executable, "-m", "venv", release], "creating the venv", clean_env())
+        run([sys.executable, "-m", "venv", release] + (["--without-pip"] if uv else []),
+            "creating the venv", clean_env())
+        clock.lap("venv")
         py = venv_python(release)
-        log("installing offline with pip")
+        log("installing offline with {}".format("uv" if uv else "pip"))
         # requirements.txt, then the project's own wheels (own.txt) when the bundle has them
         for rel in (requirements_path(chosen), own_path(chosen)):
             listing = os.path.join(root, *rel.split("/"))
             if rel == own_path(chosen) and not os.path.isfile(listing):
                 continue
-            run(pip_install(py, os.path.join(root, WHEELS), listing),
-                "pip install ({})".format(rel.rsplit("/", 1)[1]), clean_env())
-        run([py, "-m", "pip", "check"], "pip check", clean_env())
+            what = "{} install ({})".format("uv pip" if uv else "pip", rel.rsplit("/", 1)[1])
+            if uv:
+                run(uv_install(uv[0], py, os.path.join(root, WHEELS), listing), what,
+                    uv_env(uv[1]))
+            else:
+                run(pip_install(py, os.path.join(root, WHEELS), listing), what, clean_env())
+        clock.lap("install")
+        if uv:
+            run(uv_check(uv[0], py), "uv pip check", uv_env(uv[1]))
+        else:
+            run([py, "-m", "pip", "check"], "pip check", clean_env())
+        clock.lap("check")
         imported = smoke(py, distributions_for(manifest, chosen), smoke_command,
                          smoke_imports, log)
+        clock.lap("smoke")
         switch(venv, release)
+        clock.lap("switch")
         log(f"{venv} -> {release}")
     except BaseException:
         if release is not None:
             shutil.rmtree(release, ignore_errors=True)
         raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        clock.lap("cleanup")
     removed = prune(venv, keep) if keep is not None else []
     return {"venv": venv, "release": release, "target": chosen, "previous": previous,
             "packages": len(distributions_for(manifest, chosen)), "imported": imported,
+            "installer": "uv" if uv else "pip", "timings": clock.timings,
             "pruned": removed, "seconds": round(time.time() - started, 3)}
 
 
@@ -745,6 +890,9 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("--target", help="bundle target to install (default: best fit)")
     parser.add_argument("--keep", type=int, help="keep only the N newest releases "
                         "(never the current or previous one)")
+    parser.add_argument("--installer", choices=INSTALLERS, default="auto",
+                        help="auto (default): the bundle's uv where it starts here, else "
+                        "pip; pip; uv (the bundle's, else uv on PATH)")
     parser.add_argument("--no-smoke", action="store_true", help="skip the import check")
     parser.add_argument("--smoke", metavar="CMD", help="also run this shell command with "
                         "the new venv's bin first on PATH; non-zero exit fails the install")
@@ -766,7 +914,7 @@ def main(argv: list | None = None) -> int:
         else:
             root = os.path.dirname(os.path.abspath(__file__))
             result = restore(root, args.venv, args.target, args.keep, not args.no_smoke,
-                             args.smoke, log)
+                             args.smoke, log, args.installer)
             text = "installed {} packages for {} into {}".format(
                 result["packages"], result["target"], result["venv"])
     except Failure as exc:
