@@ -1,21 +1,27 @@
 """A content-addressed store: bytes live under their sha256 and nowhere else.
 
 A file enters the store only after its hash is checked, via a temporary name in the
-same folder and one atomic rename, so a crash or a wrong byte never leaves a cache
-entry that lies. Anything already present is trusted by construction.
+same folder and one atomic rename, so a wrong byte from the network never becomes an
+entry. Entries are not fsynced (pip's and uv's caches are not either: a sync per file
+costs more than the transfer on many disks), so after a crash an entry may be short or
+wrong. Nothing here trusts an entry for that reason: `lookup` checks its size, and
+whoever reads an entry's bytes into a bundle or a `-d` folder hashes them on the way
+(bundle.write, pipeline.download) and evicts a bad one (`evict`) to fetch it again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import IntegrityError, UsageError
+from .errors import DamagedFile, IntegrityError, UsageError
 from .files import HashingWriter, atomic_output, write_atomic
+from .sources import strip_credentials
 
 CHUNK = 1024 * 1024
 
@@ -47,24 +53,75 @@ class Cache:
         return self.root / "sha256" / sha256[:2] / sha256
 
     def get(self, sha256: str) -> Path | None:
+        """The entry's path if there is one (its bytes unchecked: see `lookup`)."""
         p = self.path(sha256)
         return p if p.is_file() else None
 
-    def remember(self, sha256: str, filename: str, origin: str) -> None:
-        """Keep the file's name and (credential-free) origin beside its bytes.
+    def lookup(self, sha256: str, size: int | None, label: str) -> Path | None:
+        """The entry, if its size is `size` (else the size its note recorded).
+
+        A stat, not a read: a short entry (a crash before the kernel wrote it out) is the
+        common damage, and its hash is checked anyway where its bytes are used. An entry
+        of the wrong size is evicted and DamagedFile raised, for the caller to fetch it
+        again (or, offline, to name it).
+        """
+        path = self.path(sha256)
+        try:
+            have = path.stat().st_size
+        except OSError:
+            return None
+        if size is None:
+            size = self.size_of(sha256)
+        if size is not None and have != size:
+            self.evict(sha256)
+            raise DamagedFile(f"{label}: the copy in the cache is {have} bytes, not {size}",
+                              sha256)
+        return path
+
+    def evict(self, sha256: str) -> None:
+        """Remove an entry's bytes; its note stays (its facts are about the hash)."""
+        self.path(sha256).unlink(missing_ok=True)
+
+    def remember(self, sha256: str, filename: str, origin: str, size: int) -> None:
+        """Keep the file's name, (credential-free) origin and size beside its bytes.
 
         With them a rebuild of an unchanged lock, or an `--offline` one, needs no index:
-        the name is what the bundle stores and the origin is what the manifest records.
+        the name is what the bundle stores, the origin is what the manifest records, and
+        the size lets `lookup` spot a short entry without reading it.
         """
         self._note(self.path(sha256).with_suffix(".json"),
-                   json.dumps({"filename": filename, "origin": origin}, sort_keys=True).encode())
+                   json.dumps({"filename": filename, "origin": origin, "size": size},
+                              sort_keys=True).encode())
 
-    def remember_names(self, names: dict[str, str]) -> None:
-        """File names an index gave for hashes a lock lists, so a rebuild need not ask."""
+    def remember_names(self, names: dict[str, str],
+                       unlisted: Iterable[tuple[str, frozenset[str]]] = ()) -> None:
+        """What index pages said about a lock's files, so a rebuild need not ask again.
+
+        `names` are the file names pages gave for hashes the lock lists. `unlisted` are
+        (source URL, hashes) pairs: hashes of one package the source's page did not list
+        at all. A lock made against the default index often names every platform's
+        files and the sdist, while an internal index (pypiserver, a mirror) holds only
+        some; without this, those hashes stay nameless and every rebuild, or an
+        --offline one, would have to ask the page again.
+        """
         for sha256, filename in names.items():
             path = self.root / "names" / sha256[:2] / sha256
             if not path.is_file():
                 self._note(path, filename.encode())
+        for source_url, hashes in unlisted:
+            path = self._unlisted_path(source_url, hashes)
+            if not path.is_file():
+                self._note(path, b"")
+
+    def unlisted(self, source_url: str, hashes: Iterable[str]) -> bool:
+        """True when `source_url`'s page, asked before, listed none of `hashes` (this
+        exact set: a lock with other hashes asks again)."""
+        return self._unlisted_path(source_url, frozenset(hashes)).is_file()
+
+    def _unlisted_path(self, source_url: str, hashes: frozenset[str]) -> Path:
+        key = hashlib.sha256("\n".join([strip_credentials(source_url), *sorted(hashes)])
+                             .encode()).hexdigest()
+        return self.root / "unlisted" / key[:2] / key
 
     def _note(self, path: Path, data: bytes) -> None:
         """A small note beside the bytes, not fsynced (a lost one is asked for again) and
@@ -84,13 +141,22 @@ class Cache:
         try:
             meta = json.loads(self.path(sha256).with_suffix(".json").read_text())
             return str(meta["filename"]), str(meta["origin"])
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError):
             return None
+
+    def size_of(self, sha256: str) -> int | None:
+        """The size recorded when the entry was written, if its note says (older notes,
+        and entries from a lock's local files, have none)."""
+        try:
+            size = json.loads(self.path(sha256).with_suffix(".json").read_text())["size"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return size if isinstance(size, int) else None
 
     @contextmanager
     def writer(self, sha256: str, label: str) -> Iterator[HashingWriter]:
         """Yield a writer; on exit the bytes are committed only if their hash is `sha256`."""
-        with atomic_output(self.path(sha256), shown=self.root) as fh:
+        with atomic_output(self.path(sha256), durable=False, shown=self.root) as fh:
             tmp = Path(fh.name)
             with self._partials_lock:
                 self._partials.add(tmp)

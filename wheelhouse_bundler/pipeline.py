@@ -24,10 +24,10 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from . import bundle, locks, manifest, ownbuild, select, uvtool
 from . import targets as targets_mod
 from .cache import Cache, default_root
-from .errors import NetworkError, UsageError
+from .errors import DamagedFile, NetworkError, SelectionError, UsageError
 from .export import render
 from .fetch import Fetched as FetchedFile
-from .fetch import FetchSummary, Progress, fetch_all
+from .fetch import FetchSummary, Progress, damaged_offline, fetch_all
 from .files import atomic_output, copy_file, write_atomic
 from .index import Index
 from .model import Lock, LockedFile, LockedPackage, Pick, Plan, Source
@@ -48,6 +48,8 @@ class Prepared:
     groups: frozenset[str]
     extras: frozenset[str]
     names: dict[str, str] = field(default_factory=dict)  # sha256 -> file name, from pages
+    # (source URL, hashes of one package its page does not list), see Cache.remember_names
+    unlisted: tuple[tuple[str, frozenset[str]], ...] = ()
 
 
 def _refuse_nothing(prepared: Prepared) -> None:
@@ -87,6 +89,18 @@ def _names_from_cache(package: LockedPackage, cache: Cache | None) -> LockedPack
     return replace(package, files=tuple(
         f if f.filename else replace(f, filename=cache.name_of(f.sha256))
         for f in package.files))
+
+
+def _unnamed(package: LockedPackage) -> frozenset[str]:
+    return frozenset(f.sha256 for f in package.files if f.filename is None)
+
+
+def _asked_before(package: LockedPackage, cache: Cache | None) -> bool:
+    """The package's files all have names, or the rest are hashes its source's page did
+    not list when it was asked before (an internal index holding only some files)."""
+    rest = _unnamed(package)
+    return not rest or (cache is not None and package.source is not None
+                        and cache.unlisted(package.source.url, rest))
 
 
 def _origins_from_cache(plans: list[Plan], cache: Cache) -> list[Plan]:
@@ -157,20 +171,40 @@ def prepare(sel: Selection, net: Network, index: Index, cache: Cache | None = No
     if sel.allow_unhashed:
         lock = _hashes_from_index(lock, index, net)
     lock = replace(lock, packages=tuple(_names_from_cache(p, cache) for p in lock.packages))
-    unnamed = [p for p in lock.packages if any(f.filename is None for f in p.files)]
+    unnamed = [p for p in lock.packages if not _asked_before(p, cache)]
     if unnamed and net.offline:
         raise NetworkError(f"--offline: the cache does not know the files of "
                            f"{', '.join(p.name for p in unnamed[:5])}; build once online")
     names: dict[str, str] = {}
-    if unnamed:
-        named = _locate(index, unnamed, net.jobs, only_names=True)
-        names = {f.sha256: f.filename for p in named.values() for f in p.files if f.filename}
+    unlisted: list[tuple[str, frozenset[str]]] = []
+    asked: set[str] = set()
+
+    def ask(packages: list[LockedPackage]) -> None:
+        nonlocal lock
+        asked.update(p.name for p in packages)
+        named = _locate(index, packages, net.jobs, only_names=True)
+        names.update({f.sha256: f.filename for p in named.values() for f in p.files
+                      if f.filename})
+        unlisted.extend((p.source.url, _unnamed(p)) for p in named.values()
+                        if p.source is not None and _unnamed(p))
         lock = replace(lock, packages=tuple(named.get(p.name, p) for p in lock.packages))
+
+    if unnamed:
+        ask(unnamed)
     groups = select.choose_groups(lock, with_=sel.with_groups, without=sel.without_groups,
                                   only=sel.only_groups)
     extras = select.choose_extras(lock, sel.extras, sel.all_extras)
-    plans = select.plan(lock, chosen, groups, extras)
-    return Prepared(lock, plans, groups, extras, names)
+    try:
+        plans = select.plan(lock, chosen, groups, extras)
+    except SelectionError:
+        # A gap may be a file the page lacked when it was remembered and lists now:
+        # ask those pages once more before refusing.
+        recalled = [p for p in lock.packages if _unnamed(p) and p.name not in asked]
+        if net.offline or not recalled:
+            raise
+        ask(recalled)
+        plans = select.plan(lock, chosen, groups, extras)
+    return Prepared(lock, plans, groups, extras, names, tuple(unlisted))
 
 
 @dataclass(frozen=True)
@@ -208,6 +242,10 @@ def fetch(sel: Selection, net: Network, progress: Progress | None = None,
                     for plan in prepared.plans for pick in plan.picks}
 
         def locate(file: LockedFile) -> LockedFile:
+            if net.offline:  # a cached file whose note (name, origin) was lost
+                raise NetworkError(f"--offline: the cache does not know where "
+                                   f"{file.filename or file.sha256} came from; build once "
+                                   "online")
             package = packages[file.sha256]
             assert package.source is not None
             located = index.locate(package, package.source)
@@ -215,10 +253,11 @@ def fetch(sel: Selection, net: Network, progress: Progress | None = None,
 
         items: list[tuple[LockedFile, Source | None]] = [
             (pick.file, pick.package.source) for plan in prepared.plans for pick in plan.picks]
-        names_written = in_background(lambda: cache.remember_names(prepared.names))
+        names_written = in_background(
+            lambda: cache.remember_names(prepared.names, prepared.unlisted))
         try:
             fetched, summary = fetch_all(client, cache, items, net.jobs, progress, locate,
-                                         then)
+                                         then, offline=net.offline)
         finally:
             names_written()
     plans = [Plan(plan.target, tuple(Pick(p.package, fetched[p.file.sha256].file)
@@ -230,7 +269,23 @@ def fetch(sel: Selection, net: Network, progress: Progress | None = None,
 
 def build(sel: Selection, net: Network, what: Build, output: Path,
           progress: Progress | None = None) -> Built:
-    """The whole build-box side: lock to a verified-by-construction bundle at `output`."""
+    """The whole build-box side: lock to a verified-by-construction bundle at `output`.
+
+    Every file's bytes are hashed as they are packed. A cache entry found damaged there
+    (a crash since it was written: the cache is not fsynced) has left nothing at
+    `output`; it is evicted and the build runs once more, which fetches it again.
+    """
+    try:
+        return _build(sel, net, what, output, progress)
+    except DamagedFile as exc:
+        cache_for(net).evict(exc.sha256)
+        if net.offline:
+            raise damaged_offline(exc) from None
+    return _build(sel, net, what, output, progress)
+
+
+def _build(sel: Selection, net: Network, what: Build, output: Path,
+           progress: Progress | None = None) -> Built:
     if what.audit:  # imported only when asked: the advisory matcher is not small
         from . import audit as audit_mod
 
@@ -326,8 +381,13 @@ def download(sel: Selection, net: Network, dest: Path, progress: Progress | None
             return
         # Not fsynced file by file: the verified original stays in the cache, and a
         # copy cut short by a crash has the wrong size, so the next run rewrites it.
+        # A file from the cache is hashed on its way (just downloaded, it was hashed on
+        # the wire); a damaged one leaves nothing here, and fetch_all fetches it again.
         with atomic_output(target, durable=False) as out, open(got.path, "rb") as src:
-            copy_file(src, out)
+            digest = copy_file(src, out, hashed=got.from_cache)
+            if digest is not None and digest != got.file.sha256:
+                raise DamagedFile(f"{got.file.filename}: the copy in the cache has sha256 "
+                                  f"{digest}, not {got.file.sha256}", got.file.sha256)
         if not existed:  # a file that was there stays, now with the verified bytes
             placed.append(target)
 
@@ -398,7 +458,8 @@ def bundle_members(man: manifest.Manifest, plans: list[Plan], paths: dict[str, P
             members.append(bundle.Member(part.path, data=made[part.path]))
         else:
             assert part.sha256 is not None
-            members.append(bundle.Member(part.path, source=paths[part.sha256]))
+            members.append(bundle.Member(part.path, source=paths[part.sha256],
+                                         sha256=part.sha256))
     return members
 
 
@@ -439,7 +500,7 @@ def export(sel: Selection, net: Network) -> dict[str, str]:
     cache = cache_for(net)
     with client_for(net) as client:
         prepared = prepare(sel, net, Index(client), cache)
-    cache.remember_names(prepared.names)
+    cache.remember_names(prepared.names, prepared.unlisted)
     _refuse_nothing(prepared)
     out = {}
     for plan in prepared.plans:
