@@ -30,7 +30,7 @@ from .fetch import Fetched as FetchedFile
 from .fetch import FetchSummary, Progress, damaged_offline, fetch_all
 from .files import atomic_output, copy_file, write_atomic
 from .index import Index
-from .model import Lock, LockedFile, LockedPackage, Pick, Plan, Source
+from .model import Lock, LockedFile, LockedPackage, Pick, Plan, Source, Target
 from .net import LazyClient
 from .options import Build, Inputs, Network, Selection
 from .parallel import in_background, run_all
@@ -101,6 +101,42 @@ def _asked_before(package: LockedPackage, cache: Cache | None) -> bool:
     rest = _unnamed(package)
     return not rest or (cache is not None and package.source is not None
                         and cache.unlisted(package.source.url, rest))
+
+
+@dataclass
+class _Taught:
+    """What this run's pages said, for the caller to remember (Cache.remember_names)."""
+
+    names: dict[str, str] = field(default_factory=dict)
+    unlisted: list[tuple[str, frozenset[str]]] = field(default_factory=list)
+    asked: set[str] = field(default_factory=set)  # package names whose page was read
+
+
+def _ask(index: Index, jobs: int, lock: Lock, packages: list[LockedPackage],
+         taught: _Taught) -> Lock:
+    """The lock with the names `packages`' pages give their files, learning in `taught`."""
+    taught.asked.update(p.name for p in packages)
+    named = _locate(index, packages, jobs, only_names=True)
+    taught.names.update({f.sha256: f.filename for p in named.values() for f in p.files
+                         if f.filename})
+    taught.unlisted.extend((p.source.url, _unnamed(p)) for p in named.values()
+                           if p.source is not None and _unnamed(p))
+    return replace(lock, packages=tuple(named.get(p.name, p) for p in lock.packages))
+
+
+def _plan_rechecking(lock: Lock, chosen: list[Target], groups: frozenset[str],
+                     extras: frozenset[str], index: Index, net: Network, taught: _Taught
+                     ) -> tuple[Lock, list[Plan]]:
+    """select.plan; before a refusal, the pages whose unlisted files were only remembered
+    are read again: a file the page lacked then may be there now."""
+    try:
+        return lock, select.plan(lock, chosen, groups, extras)
+    except SelectionError:
+        recalled = [p for p in lock.packages if _unnamed(p) and p.name not in taught.asked]
+        if net.offline or not recalled:
+            raise
+    lock = _ask(index, net.jobs, lock, recalled, taught)
+    return lock, select.plan(lock, chosen, groups, extras)
 
 
 def _origins_from_cache(plans: list[Plan], cache: Cache) -> list[Plan]:
@@ -175,36 +211,14 @@ def prepare(sel: Selection, net: Network, index: Index, cache: Cache | None = No
     if unnamed and net.offline:
         raise NetworkError(f"--offline: the cache does not know the files of "
                            f"{', '.join(p.name for p in unnamed[:5])}; build once online")
-    names: dict[str, str] = {}
-    unlisted: list[tuple[str, frozenset[str]]] = []
-    asked: set[str] = set()
-
-    def ask(packages: list[LockedPackage]) -> None:
-        nonlocal lock
-        asked.update(p.name for p in packages)
-        named = _locate(index, packages, net.jobs, only_names=True)
-        names.update({f.sha256: f.filename for p in named.values() for f in p.files
-                      if f.filename})
-        unlisted.extend((p.source.url, _unnamed(p)) for p in named.values()
-                        if p.source is not None and _unnamed(p))
-        lock = replace(lock, packages=tuple(named.get(p.name, p) for p in lock.packages))
-
+    taught = _Taught()
     if unnamed:
-        ask(unnamed)
+        lock = _ask(index, net.jobs, lock, unnamed, taught)
     groups = select.choose_groups(lock, with_=sel.with_groups, without=sel.without_groups,
                                   only=sel.only_groups)
     extras = select.choose_extras(lock, sel.extras, sel.all_extras)
-    try:
-        plans = select.plan(lock, chosen, groups, extras)
-    except SelectionError:
-        # A gap may be a file the page lacked when it was remembered and lists now:
-        # ask those pages once more before refusing.
-        recalled = [p for p in lock.packages if _unnamed(p) and p.name not in asked]
-        if net.offline or not recalled:
-            raise
-        ask(recalled)
-        plans = select.plan(lock, chosen, groups, extras)
-    return Prepared(lock, plans, groups, extras, names, tuple(unlisted))
+    lock, plans = _plan_rechecking(lock, chosen, groups, extras, index, net, taught)
+    return Prepared(lock, plans, groups, extras, taught.names, tuple(taught.unlisted))
 
 
 @dataclass(frozen=True)
