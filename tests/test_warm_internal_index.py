@@ -159,3 +159,20 @@ def test_a_file_the_index_lacked_is_looked_for_again_before_a_target_is_refused(
     assert index_server.requests() == []  # and from now on it is known
     assert sha256_of(tmp_path / "again" / "win.tar") == sha256_of(tmp_path / "win.tar")
     capsys.readouterr()
+
+
+def test_a_page_note_cut_short_is_asked_again(served, tmp_path, wheel_factory, clean_environ,
+                                              capsys) -> None:
+    """The notes are not fsynced either: one a crash cut short means asking the page."""
+    lock, _ = lock_with_files_the_index_lacks(tmp_path, served, wheel_factory)
+    args = [lock, "--index-url", served.url, "--cache-dir", tmp_path / "cache", "-q"]
+    assert cli("bundle", "-o", tmp_path / "cold" / "app.tar", *args) == 0
+    notes = sorted((tmp_path / "cache" / "pages").glob("*/*"))
+    assert len(notes) == 4
+    notes[0].write_bytes(notes[0].read_bytes()[:10])
+    served.reset()
+    assert cli("bundle", "-o", tmp_path / "warm" / "app.tar", *args) == 0
+    assert len([r for r in served.requests() if r.startswith("/simple/")]) == 1
+    assert (tmp_path / "warm" / "app.tar").read_bytes() == \
+        (tmp_path / "cold" / "app.tar").read_bytes()
+    capsys.readouterr()

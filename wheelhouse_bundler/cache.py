@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -93,46 +93,43 @@ class Cache:
                    json.dumps({"filename": filename, "origin": origin, "size": size},
                               sort_keys=True).encode())
 
-    def remember_names(self, names: dict[str, str],
-                       unlisted: Iterable[tuple[str, frozenset[str]]] = ()) -> None:
-        """What index pages said about a lock's files, so a rebuild need not ask again.
+    def remember_pages(self, pages: Iterable[tuple[str, Mapping[str, str | None]]]) -> None:
+        """What index pages said about one package's locked files each, so a rebuild of
+        the same lock need not ask them again: (source URL, {sha256: file name, or None
+        for a hash the page did not list}).
 
-        `names` are the file names pages gave for hashes the lock lists. `unlisted` are
-        (source URL, hashes) pairs: hashes of one package the source's page did not list
-        at all. A lock made against the default index often names every platform's
-        files and the sdist, while an internal index (pypiserver, a mirror) holds only
-        some; without this, those hashes stay nameless and every rebuild, or an
-        --offline one, would have to ask the page again.
+        The unlisted hashes matter as much as the names. A lock made against the default
+        index lists every platform's wheels and the sdist, while an internal index
+        (pypiserver, a mirror) often holds only some: remembering only names would leave
+        those hashes nameless, and every rebuild (or an --offline one) would have to ask.
         """
-        for sha256, filename in names.items():
-            path = self.root / "names" / sha256[:2] / sha256
-            if not path.is_file():
-                self._note(path, filename.encode())
-        for source_url, hashes in unlisted:
-            path = self._unlisted_path(source_url, hashes)
-            if not path.is_file():
-                self._note(path, b"")
+        for source_url, names in pages:
+            self._note(self._page_path(source_url, names),
+                       json.dumps(dict(names), sort_keys=True).encode())
 
-    def unlisted(self, source_url: str, hashes: Iterable[str]) -> bool:
-        """True when `source_url`'s page, asked before, listed none of `hashes` (this
-        exact set: a lock with other hashes asks again)."""
-        return self._unlisted_path(source_url, frozenset(hashes)).is_file()
+    def page_names(self, source_url: str, hashes: Iterable[str]
+                   ) -> dict[str, str | None] | None:
+        """What `source_url`'s page said about exactly these hashes (a package's locked
+        files), or None if it was not asked (or the lock's hashes have changed since)."""
+        wanted = frozenset(hashes)
+        try:
+            names = json.loads(self._page_path(source_url, wanted).read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(names, dict) or names.keys() != wanted or not all(
+                n is None or isinstance(n, str) for n in names.values()):
+            return None  # a note cut short or mangled: ask again
+        return names
 
-    def _unlisted_path(self, source_url: str, hashes: frozenset[str]) -> Path:
+    def _page_path(self, source_url: str, hashes: Iterable[str]) -> Path:
         key = hashlib.sha256("\n".join([strip_credentials(source_url), *sorted(hashes)])
                              .encode()).hexdigest()
-        return self.root / "unlisted" / key[:2] / key
+        return self.root / "pages" / key[:2] / key
 
     def _note(self, path: Path, data: bytes) -> None:
         """A small note beside the bytes, not fsynced (a lost one is asked for again) and
         under a private temporary name (see `files`); errors name the cache folder."""
         write_atomic(path, data, durable=False, shown=self.root, private=True)
-
-    def name_of(self, sha256: str) -> str | None:
-        try:
-            return (self.root / "names" / sha256[:2] / sha256).read_text() or None
-        except OSError:
-            return None
 
     def known(self, sha256: str) -> tuple[str, str] | None:
         """(filename, origin) of a cached file, or None if the bytes or the facts are absent."""

@@ -47,9 +47,9 @@ class Prepared:
     plans: list[Plan]
     groups: frozenset[str]
     extras: frozenset[str]
-    names: dict[str, str] = field(default_factory=dict)  # sha256 -> file name, from pages
-    # (source URL, hashes of one package its page does not list), see Cache.remember_names
-    unlisted: tuple[tuple[str, frozenset[str]], ...] = ()
+    # What the pages asked said, per package: (source URL, {sha256: name or None}), for
+    # the caller to remember (Cache.remember_pages) when it suits it.
+    pages: tuple[tuple[str, dict[str, str | None]], ...] = ()
 
 
 def _refuse_nothing(prepared: Prepared) -> None:
@@ -82,33 +82,31 @@ def _locate(index: Index, packages: Iterable[LockedPackage], jobs: int, only_nam
     return {p.name: p for p in run_all(one, list(packages), jobs)}
 
 
-def _names_from_cache(package: LockedPackage, cache: Cache | None) -> LockedPackage:
-    """File names the cache learned from an index before: selection needs only names."""
-    if cache is None or all(f.filename for f in package.files):
-        return package
+def _names_from_cache(package: LockedPackage, cache: Cache | None
+                      ) -> tuple[LockedPackage, bool]:
+    """File names the package's page gave before (selection needs only names), and
+    whether that page was asked before: then the files still without a name are ones it
+    does not list (an internal index holding only some of a lock's files)."""
+    if all(f.filename for f in package.files):
+        return package, True
+    if cache is None or package.source is None:
+        return package, False
+    known = cache.page_names(package.source.url, [f.sha256 for f in package.files])
+    if known is None:
+        return package, False
     return replace(package, files=tuple(
-        f if f.filename else replace(f, filename=cache.name_of(f.sha256))
-        for f in package.files))
+        f if f.filename else replace(f, filename=known[f.sha256]) for f in package.files)), True
 
 
-def _unnamed(package: LockedPackage) -> frozenset[str]:
-    return frozenset(f.sha256 for f in package.files if f.filename is None)
-
-
-def _asked_before(package: LockedPackage, cache: Cache | None) -> bool:
-    """The package's files all have names, or the rest are hashes its source's page did
-    not list when it was asked before (an internal index holding only some files)."""
-    rest = _unnamed(package)
-    return not rest or (cache is not None and package.source is not None
-                        and cache.unlisted(package.source.url, rest))
+def _unnamed(package: LockedPackage) -> bool:
+    return any(f.filename is None for f in package.files)
 
 
 @dataclass
 class _Taught:
-    """What this run's pages said, for the caller to remember (Cache.remember_names)."""
+    """What this run's pages said, for the caller to remember (Cache.remember_pages)."""
 
-    names: dict[str, str] = field(default_factory=dict)
-    unlisted: list[tuple[str, frozenset[str]]] = field(default_factory=list)
+    pages: list[tuple[str, dict[str, str | None]]] = field(default_factory=list)
     asked: set[str] = field(default_factory=set)  # package names whose page was read
 
 
@@ -117,10 +115,8 @@ def _ask(index: Index, jobs: int, lock: Lock, packages: list[LockedPackage],
     """The lock with the names `packages`' pages give their files, learning in `taught`."""
     taught.asked.update(p.name for p in packages)
     named = _locate(index, packages, jobs, only_names=True)
-    taught.names.update({f.sha256: f.filename for p in named.values() for f in p.files
-                         if f.filename})
-    taught.unlisted.extend((p.source.url, _unnamed(p)) for p in named.values()
-                           if p.source is not None and _unnamed(p))
+    taught.pages.extend((p.source.url, {f.sha256: f.filename for f in p.files})
+                        for p in named.values() if p.source is not None)
     return replace(lock, packages=tuple(named.get(p.name, p) for p in lock.packages))
 
 
@@ -206,8 +202,9 @@ def prepare(sel: Selection, net: Network, index: Index, cache: Cache | None = No
                       allow_unhashed=sel.allow_unhashed)
     if sel.allow_unhashed:
         lock = _hashes_from_index(lock, index, net)
-    lock = replace(lock, packages=tuple(_names_from_cache(p, cache) for p in lock.packages))
-    unnamed = [p for p in lock.packages if not _asked_before(p, cache)]
+    recalled = [_names_from_cache(p, cache) for p in lock.packages]
+    lock = replace(lock, packages=tuple(p for p, _ in recalled))
+    unnamed = [p for p, asked_before in recalled if not asked_before]
     if unnamed and net.offline:
         raise NetworkError(f"--offline: the cache does not know the files of "
                            f"{', '.join(p.name for p in unnamed[:5])}; build once online")
@@ -218,7 +215,7 @@ def prepare(sel: Selection, net: Network, index: Index, cache: Cache | None = No
                                   only=sel.only_groups)
     extras = select.choose_extras(lock, sel.extras, sel.all_extras)
     lock, plans = _plan_rechecking(lock, chosen, groups, extras, index, net, taught)
-    return Prepared(lock, plans, groups, extras, taught.names, tuple(taught.unlisted))
+    return Prepared(lock, plans, groups, extras, tuple(taught.pages))
 
 
 @dataclass(frozen=True)
@@ -267,8 +264,7 @@ def fetch(sel: Selection, net: Network, progress: Progress | None = None,
 
         items: list[tuple[LockedFile, Source | None]] = [
             (pick.file, pick.package.source) for plan in prepared.plans for pick in plan.picks]
-        names_written = in_background(
-            lambda: cache.remember_names(prepared.names, prepared.unlisted))
+        names_written = in_background(lambda: cache.remember_pages(prepared.pages))
         try:
             fetched, summary = fetch_all(client, cache, items, net.jobs, progress, locate,
                                          then, offline=net.offline)
@@ -514,7 +510,7 @@ def export(sel: Selection, net: Network) -> dict[str, str]:
     cache = cache_for(net)
     with client_for(net) as client:
         prepared = prepare(sel, net, Index(client), cache)
-    cache.remember_names(prepared.names, prepared.unlisted)
+    cache.remember_pages(prepared.pages)
     _refuse_nothing(prepared)
     out = {}
     for plan in prepared.plans:
