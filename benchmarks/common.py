@@ -43,6 +43,9 @@ class Row:
 class Corpus:
     lock: Path
     wheels: list[Path]
+    # The same pins with every hash pip-compile wrote (all platforms' wheels, sdists),
+    # most of which the local index does not hold: an internal index's usual state.
+    every_hash_lock: Path | None = None
 
     @property
     def megabytes(self) -> float:
@@ -123,7 +126,9 @@ def corpus(quick: bool) -> Corpus:
     text, used = local_lock(blocks, set(served))
     out = WORK / ("corpus-quick.txt" if quick else "corpus-local.txt")
     out.write_text(text)
-    return Corpus(out, sorted(served[h] for h in used))
+    every = WORK / ("corpus-quick-every-hash.txt" if quick else "corpus-every-hash.txt")
+    every.write_text("\n".join("\n".join(lines) for lines in blocks.values()) + "\n")
+    return Corpus(out, sorted(served[h] for h in used), every)
 
 
 def _blocks(text: str) -> dict[str, list[str]]:

@@ -51,3 +51,19 @@ def test_a_full_disk_is_not_swallowed(source, tmp_path, monkeypatch) -> None:
     with pytest.raises(OSError) as caught:
         copy(source, tmp_path)
     assert caught.value.errno == errno.ENOSPC
+
+
+def test_hashed_copy_returns_the_sha256_of_what_it_wrote(source, tmp_path, monkeypatch) -> None:
+    """A copy out of the cache is hashed on its way (the cache is checked on use), so the
+    bytes pass through Python once and the kernel copy is not used."""
+    import hashlib
+
+    def refuse(*args: int) -> int:
+        raise AssertionError("the hashed copy must not use sendfile")
+
+    monkeypatch.setattr(os, "sendfile", refuse)
+    out = tmp_path / "out.whl"
+    with open(source, "rb") as src, open(out, "wb") as dst:
+        digest = files.copy_file(src, dst, hashed=True)
+    assert out.read_bytes() == source.read_bytes()
+    assert digest == hashlib.sha256(source.read_bytes()).hexdigest()

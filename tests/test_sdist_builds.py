@@ -300,3 +300,29 @@ def test_an_older_python_builds_with_its_own_pip(build_index, tmp_path) -> None:
     assert record["builder"]["python"].startswith("cpython-3.9.")
     assert [d.split(" ")[0] for d in record["build_dependencies"]] == [
         "==".join(SETUPTOOLS.name.split("-")[:2])]
+
+
+def _flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_damaged_sdist_and_built_wheel_in_the_cache_are_not_used(build_index, tmp_path,
+                                                                 monkeypatch) -> None:
+    """The cache is not fsynced: a damaged sdist is fetched again before it is built, a
+    damaged built wheel is built again, and the bundle comes out the same."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    sdist = build_index.add(sdistfactory.pure(tmp_path / "sd", "puresd", "1.0"))
+    lock = _lock(tmp_path, [Pin("puresd", "1.0", [sdist])])
+    cache = tmp_path / "cache"
+    first = tmp_path / "one" / "b.tar"
+    assert _bundle(lock, first, build_index, cache, HOST) == 0
+    (entry,) = manifest_of(first)["files"]
+    for sha in (sha256_of(sdist), entry["sha256"]):
+        _flip(cache / "sha256" / sha[:2] / sha)
+    second = tmp_path / "two" / "b.tar"
+    assert _bundle(lock, second, build_index, cache, HOST) == 0
+    assert second.read_bytes() == first.read_bytes()
+    for sha in (sha256_of(sdist), entry["sha256"]):
+        assert sha256_of(cache / "sha256" / sha[:2] / sha) == sha

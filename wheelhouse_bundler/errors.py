@@ -101,6 +101,17 @@ class IntegrityError(BundlerError):
     kind = "integrity error"
 
 
+class DamagedFile(IntegrityError):
+    """Bytes read back from our own disk (a cache entry, mostly) that are not the ones their
+    sha256 names. The cache is not fsynced (a crash may leave a short or wrong entry), so
+    every reader checks; the build evicts the entry and fetches it again, or, --offline,
+    names it (exit 3)."""
+
+    def __init__(self, message: str, sha256: str) -> None:
+        super().__init__(message)
+        self.sha256 = sha256
+
+
 class NetworkError(BundlerError):
     """An index or file that could not be reached or read (exit 4)."""
 

@@ -1,8 +1,9 @@
 """Bring every chosen file into the cache, many at once, checking hashes on the stream.
 
 Downloads are I/O bound, so a thread pool over one pooled httpx client keeps `jobs`
-transfers in flight. A file already in the cache costs nothing; a body whose hash is
-wrong is never kept. A transfer that breaks mid-file resumes with a Range request where
+transfers in flight. A file already in the cache costs a stat (its size is checked; its
+hash is checked by whoever reads its bytes, see `then`); a body whose hash is wrong is
+never kept. A transfer that breaks mid-file resumes with a Range request where
 the server allows it (the hash state carries on, so no byte is read twice). Progress is
 reported through a callback object: printing is the CLI's job.
 """
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from .cache import CHUNK, Cache
-from .errors import IntegrityError, NetworkError, UsageError
+from .errors import DamagedFile, IntegrityError, NetworkError, UsageError
 from .files import HashingWriter
 from .model import LockedFile, Source
 from .net import LazyClient, check_status, describe, stream
@@ -70,8 +71,16 @@ class Stopped(Exception):
 
 def fetch_one(client: LazyClient, cache: Cache, file: LockedFile, source: Source | None,
               progress: Progress, locate: Locate | None = None,
-              stop: threading.Event | None = None) -> Fetched:
-    if (hit := cache.get(file.sha256)) is not None:
+              stop: threading.Event | None = None, offline: bool = False) -> Fetched:
+    try:
+        hit = cache.lookup(file.sha256, file.size, file.filename or file.sha256)
+    except DamagedFile as exc:  # evicted: fetch it again, unless we may not
+        if offline:
+            raise damaged_offline(exc) from None
+        hit = None
+    if hit is not None:
+        if not file.url and locate is not None:
+            file = locate(file)  # its note is lost: the origin the manifest records
         fetched = Fetched(file, hit, hit.stat().st_size, True)
         progress.finished()
         return fetched
@@ -176,21 +185,30 @@ def _resumes_at(response: httpx.Response, offset: int) -> bool:
     return content_range.startswith(f"bytes {offset}-")
 
 
-def _remember(cache: Cache, files: list[LockedFile]) -> None:
-    for f in files:
+def damaged_offline(exc: DamagedFile) -> DamagedFile:
+    """The error for a damaged cache entry that --offline cannot fetch again (exit 3)."""
+    return DamagedFile(f"--offline: {exc}; it was removed from the cache: run once online "
+                       "to fetch it again", exc.sha256)
+
+
+def _remember(cache: Cache, files: list[Fetched]) -> None:
+    for got in files:
+        f = got.file
         if f.filename and f.url:
-            cache.remember(f.sha256, f.filename, strip_credentials(f.url))
+            cache.remember(f.sha256, f.filename, strip_credentials(f.url), got.size)
 
 
 def fetch_all(client: LazyClient, cache: Cache, items: list[tuple[LockedFile, Source | None]],
               jobs: int = 16, progress: Progress | None = None, locate: Locate | None = None,
-              then: Callable[[Fetched], None] | None = None
+              then: Callable[[Fetched], None] | None = None, offline: bool = False
               ) -> tuple[dict[str, Fetched], FetchSummary]:
     """Fetch each distinct file once; the first failure cancels what has not started.
 
     `locate` gives a file without a URL its URL (from its index page) just before the
     download, inside the same worker; `then` runs in the worker once the file is in the
-    cache (a failure there fails the fetch like a failed transfer).
+    cache (a failure there fails the fetch like a failed transfer). Should `then` find a
+    cached file's bytes damaged (DamagedFile), the entry is evicted and fetched again
+    once, and `then` runs on the new copy; `offline`, the damage is the error instead.
     """
     start = time.monotonic()
     report = progress or _Silent()
@@ -200,15 +218,25 @@ def fetch_all(client: LazyClient, cache: Cache, items: list[tuple[LockedFile, So
                     key=lambda item: (-(item[1][0].size or 0), item[0]))
     stop = threading.Event()
 
-    downloaded: list[LockedFile] = []
+    downloaded: list[Fetched] = []
 
     def one(item: tuple[str, tuple[LockedFile, Source | None]]) -> Fetched:
         file, source = item[1]
-        got = fetch_one(client, cache, file, source, report, locate, stop)
+        got = fetch_one(client, cache, file, source, report, locate, stop, offline)
         if not got.from_cache:
-            downloaded.append(got.file)
+            downloaded.append(got)
         if then is not None:
-            then(got)
+            try:
+                then(got)
+            except DamagedFile as exc:
+                if not got.from_cache or exc.sha256 != file.sha256:
+                    raise
+                cache.evict(file.sha256)
+                if offline:
+                    raise damaged_offline(exc) from None
+                got = fetch_one(client, cache, got.file, source, report, locate, stop)
+                downloaded.append(got)
+                then(got)
         return got
 
     try:

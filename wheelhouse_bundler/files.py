@@ -9,8 +9,10 @@ crash, a full disk or a refused hash never leaves a half-written file where one 
 What differs between those writers on purpose is a parameter here, not a copy:
 
 - `durable`: fsync before the rename, so a power cut cannot leave a renamed but empty
-  bundle. Off where the bytes are checked again on use or can be made again: the
-  cache's notes, a copy whose verified original is in the cache, the SBOM memo.
+  bundle. Off where the bytes are checked again on use or can be made again: cache
+  entries (whose sha256 is checked whenever one is packed or copied out, as pip's and
+  uv's caches are not fsynced either), the cache's notes, a copy whose verified original
+  is in the cache, the SBOM memo.
 - `shown`: the path an error names. Never our temporary name: the user is told which of
   their files failed (or which cache), see `errors.name_user_path`.
 - `private`: a temporary name made of this process's and thread's ids instead of
@@ -95,8 +97,16 @@ def write_atomic(out: Path, data: bytes, *, durable: bool = True, shown: Path | 
         fh.write(data)
 
 
-def copy_file(src: BinaryIO, out: BinaryIO) -> None:
-    """In-kernel where the OS offers it (no bytes through Python), else in 1 MiB chunks."""
+def copy_file(src: BinaryIO, out: BinaryIO, *, hashed: bool = False) -> str | None:
+    """In-kernel where the OS offers it (no bytes through Python), else in 1 MiB chunks.
+
+    With `hashed`, the bytes pass through Python once, hashed on their way, and their
+    sha256 is returned: for a source not checked since it was written (a cache entry).
+    """
+    if hashed:
+        writer = HashingWriter(out)
+        shutil.copyfileobj(src, writer, 1024 * 1024)
+        return writer.digest.hexdigest()
     size = os.fstat(src.fileno()).st_size
     offset = 0
     try:
@@ -114,6 +124,31 @@ def copy_file(src: BinaryIO, out: BinaryIO) -> None:
         src.seek(offset)
         out.seek(offset)
         shutil.copyfileobj(src, out, 1024 * 1024)
+    return None
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    """(sha256, size) of a file, read in 1 MiB chunks (memory stays flat)."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+class HashingReader:
+    """Reads from a file while hashing, for a reader (tarfile) that takes a file object."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.digest = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._fh.read(n)
+        self.digest.update(data)
+        return data
 
 
 class HashingWriter:

@@ -9,7 +9,6 @@ last with `--no-deps` once the locked dependencies are in place.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import subprocess
 import sys
@@ -21,10 +20,10 @@ from typing import Any
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from .errors import UsageError
+from .files import sha256_file
 from .locks import find_lock
 from .model import Manifest, ManifestFile, Plan
 
-CHUNK = 1024 * 1024
 _SAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
@@ -84,15 +83,11 @@ def release_name(lock: Path, lock_sha256: str) -> str:
 
 def lock_sha256(lock: Path) -> str:
     """The sha256 of the lock file that `lock` (file or folder) names."""
-    digest = hashlib.sha256()
     path = find_lock(lock)
     try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(CHUNK):
-                digest.update(chunk)
+        return sha256_file(path)[0]
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from exc
-    return digest.hexdigest()
 
 
 def build_wheel(project: Path, outdir: Path, *, isolation: bool = True) -> list[Path]:
@@ -134,13 +129,8 @@ def describe(path: Path, origin: str) -> OwnWheel:
         name, version, _, _ = parse_wheel_filename(path.name)
     except InvalidWheelFilename as exc:
         raise UsageError(f"{path}: not a wheel file name ({exc})") from exc
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return OwnWheel(path, path.name, digest.hexdigest(), size, str(name), str(version), origin)
+    digest, size = sha256_file(path)
+    return OwnWheel(path, path.name, digest, size, str(name), str(version), origin)
 
 
 def collect(lock: Path, workdir: Path, *, dist: Path | None = None, enabled: bool = True,

@@ -24,13 +24,13 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from . import bundle, locks, manifest, ownbuild, sdistbuild, select, uvtool
 from . import targets as targets_mod
 from .cache import Cache, default_root
-from .errors import NetworkError, UsageError
+from .errors import DamagedFile, NetworkError, SelectionError, UsageError
 from .export import render
 from .fetch import Fetched as FetchedFile
-from .fetch import FetchSummary, Progress, fetch_all
-from .files import atomic_output, copy_file, write_atomic
+from .fetch import FetchSummary, Progress, damaged_offline, fetch_all
+from .files import atomic_output, copy_file, sha256_file, write_atomic
 from .index import Index, ProjectNotFound
-from .model import BuiltFrom, Lock, LockedFile, LockedPackage, Pick, Plan, Source
+from .model import BuiltFrom, Lock, LockedFile, LockedPackage, Pick, Plan, Source, Target
 from .net import LazyClient
 from .options import Build, Inputs, Network, Selection
 from .parallel import in_background, run_all
@@ -47,7 +47,9 @@ class Prepared:
     plans: list[Plan]
     groups: frozenset[str]
     extras: frozenset[str]
-    names: dict[str, str] = field(default_factory=dict)  # sha256 -> file name, from pages
+    # What the pages asked said, per package: (source URL, {sha256: name or None}), for
+    # the caller to remember (Cache.remember_pages) when it suits it.
+    pages: tuple[tuple[str, dict[str, str | None]], ...] = ()
 
 
 def _refuse_nothing(prepared: Prepared) -> None:
@@ -82,13 +84,57 @@ def _locate(index: Index, packages: Iterable[LockedPackage], jobs: int, only_nam
     return {p.name: p for p in run_all(one, list(packages), jobs)}
 
 
-def _names_from_cache(package: LockedPackage, cache: Cache | None) -> LockedPackage:
-    """File names the cache learned from an index before: selection needs only names."""
-    if cache is None or all(f.filename for f in package.files):
-        return package
+def _names_from_cache(package: LockedPackage, cache: Cache | None
+                      ) -> tuple[LockedPackage, bool]:
+    """File names the package's page gave before (selection needs only names), and
+    whether that page was asked before: then the files still without a name are ones it
+    does not list (an internal index holding only some of a lock's files)."""
+    if all(f.filename for f in package.files):
+        return package, True
+    if cache is None or package.source is None:
+        return package, False
+    known = cache.page_names(package.source.url, [f.sha256 for f in package.files])
+    if known is None:
+        return package, False
     return replace(package, files=tuple(
-        f if f.filename else replace(f, filename=cache.name_of(f.sha256))
-        for f in package.files))
+        f if f.filename else replace(f, filename=known[f.sha256]) for f in package.files)), True
+
+
+def _unnamed(package: LockedPackage) -> bool:
+    return any(f.filename is None for f in package.files)
+
+
+@dataclass
+class _Taught:
+    """What this run's pages said, for the caller to remember (Cache.remember_pages)."""
+
+    pages: list[tuple[str, dict[str, str | None]]] = field(default_factory=list)
+    asked: set[str] = field(default_factory=set)  # package names whose page was read
+
+
+def _ask(index: Index, jobs: int, lock: Lock, packages: list[LockedPackage],
+         taught: _Taught) -> Lock:
+    """The lock with the names `packages`' pages give their files, learning in `taught`."""
+    taught.asked.update(p.name for p in packages)
+    named = _locate(index, packages, jobs, only_names=True)
+    taught.pages.extend((p.source.url, {f.sha256: f.filename for f in p.files})
+                        for p in named.values() if p.source is not None)
+    return replace(lock, packages=tuple(named.get(p.name, p) for p in lock.packages))
+
+
+def _plan_rechecking(lock: Lock, chosen: list[Target], groups: frozenset[str],
+                     extras: frozenset[str], build: select.BuildPolicy, index: Index,
+                     net: Network, taught: _Taught) -> tuple[Lock, list[Plan]]:
+    """select.plan; before a refusal, the pages whose unlisted files were only remembered
+    are read again: a file the page lacked then may be there now."""
+    try:
+        return lock, select.plan(lock, chosen, groups, extras, build)
+    except SelectionError:
+        recalled = [p for p in lock.packages if _unnamed(p) and p.name not in taught.asked]
+        if net.offline or not recalled:
+            raise
+    lock = _ask(index, net.jobs, lock, recalled, taught)
+    return lock, select.plan(lock, chosen, groups, extras, build)
 
 
 def _origins_from_cache(plans: list[Plan], cache: Cache) -> list[Plan]:
@@ -158,21 +204,21 @@ def prepare(sel: Selection, net: Network, index: Index, cache: Cache | None = No
                       allow_unhashed=sel.allow_unhashed)
     if sel.allow_unhashed:
         lock = _hashes_from_index(lock, index, net)
-    lock = replace(lock, packages=tuple(_names_from_cache(p, cache) for p in lock.packages))
-    unnamed = [p for p in lock.packages if any(f.filename is None for f in p.files)]
+    recalled = [_names_from_cache(p, cache) for p in lock.packages]
+    lock = replace(lock, packages=tuple(p for p, _ in recalled))
+    unnamed = [p for p, asked_before in recalled if not asked_before]
     if unnamed and net.offline:
         raise NetworkError(f"--offline: the cache does not know the files of "
                            f"{', '.join(p.name for p in unnamed[:5])}; build once online")
-    names: dict[str, str] = {}
+    taught = _Taught()
     if unnamed:
-        named = _locate(index, unnamed, net.jobs, only_names=True)
-        names = {f.sha256: f.filename for p in named.values() for f in p.files if f.filename}
-        lock = replace(lock, packages=tuple(named.get(p.name, p) for p in lock.packages))
+        lock = _ask(index, net.jobs, lock, unnamed, taught)
     groups = select.choose_groups(lock, with_=sel.with_groups, without=sel.without_groups,
                                   only=sel.only_groups)
     extras = select.choose_extras(lock, sel.extras, sel.all_extras)
-    plans = select.plan(lock, chosen, groups, extras, sel.build_policy())
-    return Prepared(lock, plans, groups, extras, names)
+    lock, plans = _plan_rechecking(lock, chosen, groups, extras, sel.build_policy(), index,
+                                   net, taught)
+    return Prepared(lock, plans, groups, extras, tuple(taught.pages))
 
 
 @dataclass(frozen=True)
@@ -211,17 +257,33 @@ def fetch(sel: Selection, net: Network, progress: Progress | None = None,
                     for plan in prepared.plans for pick in plan.picks}
 
         def locate(file: LockedFile) -> LockedFile:
+            if net.offline:  # a cached file whose note (name, origin) was lost
+                raise NetworkError(f"--offline: the cache does not know where "
+                                   f"{file.filename or file.sha256} came from; build once "
+                                   "online")
             package = packages[file.sha256]
             assert package.source is not None
             located = index.locate(package, package.source)
             return next(f for f in located.files if f.sha256 == file.sha256)
 
+        def checked(got: FetchedFile) -> None:
+            """An sdist from the cache is hashed before it is built (its bytes reach the
+            bundle through the build); a damaged one is fetched again by fetch_all."""
+            if got.from_cache and not got.file.is_wheel:
+                digest = sha256_file(got.path)[0]
+                if digest != got.file.sha256:
+                    raise DamagedFile(f"{got.file.filename}: the copy in the cache has "
+                                      f"sha256 {digest}, not {got.file.sha256}",
+                                      got.file.sha256)
+            if then is not None:
+                then(got)
+
         items: list[tuple[LockedFile, Source | None]] = [
             (pick.file, pick.package.source) for plan in prepared.plans for pick in plan.picks]
-        names_written = in_background(lambda: cache.remember_names(prepared.names))
+        names_written = in_background(lambda: cache.remember_pages(prepared.pages))
         try:
             fetched, summary = fetch_all(client, cache, items, net.jobs, progress, locate,
-                                         then)
+                                         checked, offline=net.offline)
         finally:
             names_written()
     plans = [Plan(plan.target, tuple(Pick(p.package, fetched[p.file.sha256].file)
@@ -238,7 +300,23 @@ def fetch(sel: Selection, net: Network, progress: Progress | None = None,
 
 def build(sel: Selection, net: Network, what: Build, output: Path,
           progress: Progress | None = None) -> Built:
-    """The whole build-box side: lock to a verified-by-construction bundle at `output`."""
+    """The whole build-box side: lock to a verified-by-construction bundle at `output`.
+
+    Every file's bytes are hashed as they are packed. A cache entry found damaged there
+    (a crash since it was written: the cache is not fsynced) has left nothing at
+    `output`; it is evicted and the build runs once more, which fetches it again.
+    """
+    try:
+        return _build(sel, net, what, output, progress)
+    except DamagedFile as exc:
+        cache_for(net).evict(exc.sha256)
+        if net.offline:
+            raise damaged_offline(exc) from None
+    return _build(sel, net, what, output, progress)
+
+
+def _build(sel: Selection, net: Network, what: Build, output: Path,
+           progress: Progress | None = None) -> Built:
     if what.audit:  # imported only when asked: the advisory matcher is not small
         from . import audit as audit_mod
 
@@ -336,8 +414,13 @@ def download(sel: Selection, net: Network, dest: Path, progress: Progress | None
             return
         # Not fsynced file by file: the verified original stays in the cache, and a
         # copy cut short by a crash has the wrong size, so the next run rewrites it.
+        # A file from the cache is hashed on its way (just downloaded, it was hashed on
+        # the wire); a damaged one leaves nothing here, and fetch_all fetches it again.
         with atomic_output(target, durable=False) as out, open(got.path, "rb") as src:
-            copy_file(src, out)
+            digest = copy_file(src, out, hashed=got.from_cache)
+            if digest is not None and digest != got.file.sha256:
+                raise DamagedFile(f"{got.file.filename}: the copy in the cache has sha256 "
+                                  f"{digest}, not {got.file.sha256}", got.file.sha256)
         if not existed:  # a file that was there stays, now with the verified bytes
             placed.append(target)
 
@@ -452,7 +535,8 @@ def bundle_members(man: manifest.Manifest, plans: list[Plan], paths: dict[str, P
             members.append(bundle.Member(part.path, data=made[part.path]))
         else:
             assert part.sha256 is not None
-            members.append(bundle.Member(part.path, source=paths[part.sha256]))
+            members.append(bundle.Member(part.path, source=paths[part.sha256],
+                                         sha256=part.sha256))
     return members
 
 
@@ -493,7 +577,7 @@ def export(sel: Selection, net: Network) -> dict[str, str]:
     cache = cache_for(net)
     with client_for(net) as client:
         prepared = prepare(sel, net, Index(client), cache)
-    cache.remember_names(prepared.names)
+    cache.remember_pages(prepared.pages)
     _refuse_nothing(prepared)
     out = {}
     for plan in prepared.plans:

@@ -19,6 +19,7 @@ import os
 import tarfile
 import uuid
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +36,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from . import __version__
-from .errors import IntegrityError
+from .errors import DamagedFile, IntegrityError
 from .manifest import SBOM, SUMS, parse_sums
 from .model import Manifest, ManifestFile
 
@@ -98,7 +99,7 @@ def read_metadata(wheel: Path) -> WheelMeta:
                                      f"over the {MAX_METADATA} limit")
             with zf.open(member) as fh:
                 raw = fh.read(MAX_METADATA)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, zlib.error, OSError) as exc:  # zlib: a broken deflate stream
         raise IntegrityError(f"{wheel.name}: not a readable wheel ({exc})") from exc
     # packaging's parser gives plain strings for every field; the email module hands back
     # Header objects for non-ASCII values, which crashed every bundle holding such a wheel.
@@ -118,6 +119,20 @@ def read_metadata(wheel: Path) -> WheelMeta:
         license=first("license"),
         classifiers=tuple(fields.get("classifiers") or ()),
         requires=tuple(fields.get("requires_dist") or ()))
+
+
+def _checked_metadata(f: ManifestFile, path: Path) -> WheelMeta:
+    """read_metadata; a wheel that cannot be read is hashed to tell a damaged cache entry
+    (which the build fetches again) from a broken wheel that the lock does pin."""
+    try:
+        return read_metadata(path)
+    except IntegrityError:
+        with open(path, "rb") as fh:
+            got = hashlib.file_digest(fh, "sha256").hexdigest()
+        if got != f.sha256:
+            raise DamagedFile(f"{f.filename}: the copy on disk has sha256 {got}, not "
+                              f"{f.sha256}", f.sha256) from None
+        raise
 
 
 def purl(f: ManifestFile) -> PackageURL:
@@ -212,7 +227,7 @@ def build(manifest: Manifest, paths: Mapping[str, Path],
     the locked project as the BOM's subject, which depends on the own wheels when there
     are any, else on the wheels nothing else in the bundle requires.
     """
-    metas = {f.sha256: read_metadata(paths[f.sha256]) for f in manifest.files}
+    metas = {f.sha256: _checked_metadata(f, paths[f.sha256]) for f in manifest.files}
     components = {f.sha256: _component(f, metas[f.sha256]) for f in manifest.files}
     bom = Bom(serial_number=serial_number(manifest))
     bom.metadata.tools.components.add(Component(

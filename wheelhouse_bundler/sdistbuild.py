@@ -37,7 +37,7 @@ from . import targets as targets_mod
 from .bundle import source_date_epoch
 from .cache import Cache
 from .errors import NetworkError, UsageError, note
-from .files import write_atomic
+from .files import sha256_file, write_atomic
 from .model import BuiltFrom, Lock, LockedFile, LockedPackage, Pick, Plan, Target
 from .parallel import run_all
 from .select import refusal, sdist_of
@@ -314,7 +314,7 @@ def _cached_build(package: LockedPackage, sdist: LockedFile, sdist_path: Path,
         wheel, built_from = pep517build.build(
             package, sdist, sdist_path, builder, work / "tree",
             pep517build.Access(package.source, ctx.cert, ctx.client_cert))
-        digest, size = _hash(wheel)
+        digest, size = sha256_file(wheel)
         with ctx.cache.writer(digest, wheel.name) as out, open(wheel, "rb") as src:
             shutil.copyfileobj(src, out, 1024 * 1024)  # type: ignore[misc]
         shutil.rmtree(work / "tree", ignore_errors=True)
@@ -331,7 +331,9 @@ def _load(record: Path, cache: Cache) -> BuiltWheel | None:
         b = doc["built_from"]
         built_from = BuiltFrom(**{**b, "build_deps": tuple(b["build_deps"])})
         path = cache.get(doc["sha256"])
-        if path is None or path.stat().st_size != doc["size"]:
+        # Hashed whole, not only sized: the cache is not fsynced, and a damaged entry is
+        # simply built again (built wheels are small beside the build they save).
+        if path is None or sha256_file(path) != (doc["sha256"], doc["size"]):
             return None
         return BuiltWheel(str(doc["filename"]), str(doc["sha256"]), int(doc["size"]), path,
                           built_from)
@@ -361,13 +363,3 @@ def _exclusive(work: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _hash(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1024 * 1024):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
