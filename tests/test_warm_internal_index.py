@@ -95,7 +95,8 @@ def lock_with_files_the_index_lacks(tmp_path: Path, served: Served, wheel_factor
 def test_warm_and_offline_rebuilds_ask_no_page_when_the_index_lacks_locked_files(
         served, tmp_path, wheel_factory, clean_environ, capsys) -> None:
     lock, _ = lock_with_files_the_index_lacks(tmp_path, served, wheel_factory)
-    args = [lock, "--index-url", served.url, "--cache-dir", tmp_path / "cache", "--json"]
+    args = [lock, "--index-url", served.url, "--cache-dir", tmp_path / "cache", "--json",
+            "--no-uv"]  # uv rides along by default: its page is not what this counts
     assert cli("bundle", "-o", tmp_path / "cold" / "app.tar", *args) == 0
     assert json.loads(capsys.readouterr().out)["downloaded"] == 4
     pages = [r for r in served.requests() if r.startswith("/simple/")]
@@ -141,7 +142,8 @@ def test_a_file_the_index_lacked_is_looked_for_again_before_a_target_is_refused(
     index_server.add(linux)
     lock = tmp_path / "requirements.txt"
     lock.write_text(hashed_requirements([Pin("native", "1.0", [linux, windows])]))
-    args = [lock, "--index-url", index_server.url, "--cache-dir", tmp_path / "cache"]
+    args = [lock, "--index-url", index_server.url, "--cache-dir", tmp_path / "cache",
+            "--no-uv"]
     assert cli("bundle", "-o", tmp_path / "linux.tar", "-t", LINUX, *args) == 0
 
     index_server.reset_requests()
@@ -165,7 +167,8 @@ def test_a_page_note_cut_short_is_asked_again(served, tmp_path, wheel_factory, c
                                               capsys) -> None:
     """The notes are not fsynced either: one a crash cut short means asking the page."""
     lock, _ = lock_with_files_the_index_lacks(tmp_path, served, wheel_factory)
-    args = [lock, "--index-url", served.url, "--cache-dir", tmp_path / "cache", "-q"]
+    args = [lock, "--index-url", served.url, "--cache-dir", tmp_path / "cache", "-q",
+            "--no-uv"]
     assert cli("bundle", "-o", tmp_path / "cold" / "app.tar", *args) == 0
     notes = sorted((tmp_path / "cache" / "pages").glob("*/*"))
     assert len(notes) == 4
