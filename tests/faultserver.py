@@ -27,6 +27,7 @@ class Seen:
     range: str | None
     accept: str
     content_type: str = ""
+    at: float = field(default_factory=time.monotonic)  # when the request arrived
 
 
 DECODE_ERROR_ALERT = bytes([21, 3, 3, 0, 2, 2, 50])  # TLS record: alert, fatal, decode_error

@@ -191,7 +191,7 @@ def damaged_offline(exc: DamagedFile) -> DamagedFile:
                        "to fetch it again", exc.sha256)
 
 
-def _remember(cache: Cache, files: list[Fetched]) -> None:
+def remember(cache: Cache, files: list[Fetched]) -> None:
     for got in files:
         f = got.file
         if f.filename and f.url:
@@ -248,7 +248,7 @@ def fetch_all(client: LazyClient, cache: Cache, items: list[tuple[LockedFile, So
         # Names and origins of what arrived, for rebuilds that skip the index. Written
         # here, not by each worker: small Python-heavy writes among sixteen transfers
         # cost them GIL hand-offs, and here, one after another, they are cheap.
-        _remember(cache, downloaded)
+        remember(cache, downloaded)
     results = {sha: got for (sha, _), got in zip(unique, fetched, strict=True)}
     cached = sum(1 for r in results.values() if r.from_cache)
     summary = FetchSummary(

@@ -27,7 +27,7 @@ from .cache import Cache, default_root
 from .errors import DamagedFile, NetworkError, SelectionError, UsageError
 from .export import render
 from .fetch import Fetched as FetchedFile
-from .fetch import FetchSummary, Progress, damaged_offline, fetch_all
+from .fetch import FetchSummary, Progress, damaged_offline, fetch_all, fetch_one, remember
 from .files import atomic_output, copy_file, sha256_file, write_atomic
 from .index import Index, ProjectNotFound
 from .model import BuiltFrom, Lock, LockedFile, LockedPackage, Pick, Plan, Source, Target
@@ -75,11 +75,17 @@ class Built:
     warnings: tuple[str, ...] = ()  # said once the bundle is written (a failure says only why)
 
 
-def _locate(index: Index, packages: Iterable[LockedPackage], jobs: int, only_names: bool
+def _locate(index: Index, packages: Iterable[LockedPackage], jobs: int, only_names: bool,
+            then: Callable[[LockedPackage], None] | None = None
             ) -> dict[str, LockedPackage]:
+    """Each package with its files named from its page; `then` runs in the worker as soon
+    as a package's page has named them (prefetching its files while others load)."""
     def one(package: LockedPackage) -> LockedPackage:
         assert package.source is not None  # every reader sets one
-        return index.locate(package, package.source, only_names)
+        located = index.locate(package, package.source, only_names)
+        if then is not None:
+            then(located)
+        return located
 
     return {p.name: p for p in run_all(one, list(packages), jobs)}
 
@@ -113,13 +119,72 @@ class _Taught:
 
 
 def _ask(index: Index, jobs: int, lock: Lock, packages: list[LockedPackage],
-         taught: _Taught) -> Lock:
+         taught: _Taught, then: Callable[[LockedPackage], None] | None = None) -> Lock:
     """The lock with the names `packages`' pages give their files, learning in `taught`."""
     taught.asked.update(p.name for p in packages)
-    named = _locate(index, packages, jobs, only_names=True)
+    named = _locate(index, packages, jobs, only_names=True, then=then)
     taught.pages.extend((p.source.url, {f.sha256: f.filename for f in p.files})
                         for p in named.values() if p.source is not None)
     return replace(lock, packages=tuple(named.get(p.name, p) for p in lock.packages))
+
+
+def _wanted_by(lock: Lock, chosen: list[Target], groups: frozenset[str],
+               extras: frozenset[str]) -> dict[tuple[str, object], list[Target]]:
+    """(name, version) -> the targets that install it (markers and graph only)."""
+    out: dict[tuple[str, object], list[Target]] = {}
+    for target in chosen:
+        for package in select.needed(lock, target, groups, extras):
+            out.setdefault((package.name, package.version), []).append(target)
+    return out
+
+
+class _Early:
+    """Files fetched into the cache as soon as their package's page has named them, while
+    other pages are still on the wire: a request is not an output. Only verified bytes
+    enter the cache; what the plan finally picks comes out of it in the main fetch, and
+    a run that ends in a refusal has written nothing but cache entries. A failure here is
+    dropped: the main fetch tries again and reports it in its place."""
+
+    def __init__(self, client: LazyClient, cache: Cache, build: select.BuildPolicy,
+                 progress: Progress | None) -> None:
+        self._client, self._cache, self._build = client, cache, build
+        self._progress = _BytesOnly(progress)
+        self._lock = threading.Lock()
+        self.fetched: dict[str, FetchedFile] = {}  # downloaded here, hashed on the wire
+
+    def __call__(self, package: LockedPackage, targets: list[Target]) -> None:
+        picks: dict[str, LockedFile] = {}
+        for target in targets:
+            wheels = select.ranked_wheels(package, target)
+            pick = wheels[0] if wheels else (
+                select.sdist_of(package) if self._build.why_not(package.name) is None
+                else None)
+            if pick is not None and pick.url:
+                picks[pick.sha256] = pick
+        for file in picks.values():
+            try:
+                got = fetch_one(self._client, self._cache, file, package.source,
+                                self._progress)
+            except Exception:  # the main fetch meets it again and says it
+                continue
+            if not got.from_cache:
+                with self._lock:
+                    self.fetched[file.sha256] = got
+
+
+class _BytesOnly:
+    """A progress that shows an early fetch's bytes; its files are counted once, when the
+    main fetch takes them from the cache."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self._progress = progress
+
+    def advance(self, nbytes: int) -> None:
+        if self._progress is not None:
+            self._progress.advance(nbytes)
+
+    def finished(self) -> None:
+        pass
 
 
 def _plan_rechecking(lock: Lock, chosen: list[Target], groups: frozenset[str],
@@ -190,13 +255,15 @@ def cache_for(net: Network) -> Cache:
     return Cache(net.cache_dir or default_root())
 
 
-def prepare(sel: Selection, net: Network, index: Index, cache: Cache | None = None
-            ) -> Prepared:
+def prepare(sel: Selection, net: Network, index: Index, cache: Cache | None = None,
+            early: Callable[[LockedPackage, list[Target]], None] | None = None) -> Prepared:
     """Read the lock and choose each target's wheels (asking the index only for names
     that a hash-only lock leaves out and the cache does not know).
 
     The names the index gave are returned, for the caller to remember in the cache
-    when it suits it (a download does it beside its transfers). The groups come
+    when it suits it (a download does it beside its transfers). `early` is told each
+    package as soon as its page has named its files, with the targets that need it, so
+    a fetch can start while other pages are still on the wire. The groups come
     validated (options.py), as the CLI makes them."""
     # Targets first: a bad spec or target file fails before any index is asked.
     chosen = targets_mod.resolve(sel.targets, sel.target_files, project=sel.lock)
@@ -211,11 +278,17 @@ def prepare(sel: Selection, net: Network, index: Index, cache: Cache | None = No
         raise NetworkError(f"--offline: the cache does not know the files of "
                            f"{', '.join(p.name for p in unnamed[:5])}; build once online")
     taught = _Taught()
-    if unnamed:
-        lock = _ask(index, net.jobs, lock, unnamed, taught)
+    # Groups and extras first (they need no file names): a mistyped one fails before
+    # any page is asked, and the early fetch knows which targets need what.
     groups = select.choose_groups(lock, with_=sel.with_groups, without=sel.without_groups,
                                   only=sel.only_groups)
     extras = select.choose_extras(lock, sel.extras, sel.all_extras)
+    if unnamed:
+        then = None
+        if early is not None:
+            wanted = _wanted_by(lock, chosen, groups, extras)
+            then = lambda p: early(p, wanted.get((p.name, p.version), []))  # noqa: E731
+        lock = _ask(index, net.jobs, lock, unnamed, taught, then)
     lock, plans = _plan_rechecking(lock, chosen, groups, extras, sel.build_policy(), index,
                                    net, taught)
     return Prepared(lock, plans, groups, extras, tuple(taught.pages))
@@ -244,7 +317,14 @@ def fetch(sel: Selection, net: Network, progress: Progress | None = None,
     cache = cache_for(net)
     with client_for(net) as client:
         index = Index(client)
-        prepared = prepare(sel, net, index, cache)
+        early = _Early(client, cache, sel.build_policy(), progress)
+        try:
+            prepared = prepare(sel, net, index, cache, early)
+        except BaseException:
+            cache.discard_partials()  # an interrupt while early transfers were under way
+            raise
+        finally:
+            remember(cache, list(early.fetched.values()))
         if net.offline:
             missing = sorted({p.file.filename or p.file.sha256 for plan in prepared.plans
                               for p in plan.picks if cache.get(p.file.sha256) is None})
@@ -276,7 +356,9 @@ def fetch(sel: Selection, net: Network, progress: Progress | None = None,
                                       f"sha256 {digest}, not {got.file.sha256}",
                                       got.file.sha256)
             if then is not None:
-                then(got)
+                # Fetched early in this run, its bytes were hashed on the wire.
+                then(replace(got, from_cache=False) if got.file.sha256 in early.fetched
+                     else got)
 
         items: list[tuple[LockedFile, Source | None]] = [
             (pick.file, pick.package.source) for plan in prepared.plans for pick in plan.picks]
@@ -286,6 +368,10 @@ def fetch(sel: Selection, net: Network, progress: Progress | None = None,
                                          checked, offline=net.offline)
         finally:
             names_written()
+    # The early fetch's downloads were downloads of this run, not cache hits.
+    moved = sum(1 for sha, got in fetched.items() if got.from_cache and sha in early.fetched)
+    summary = replace(summary, downloaded=summary.downloaded + moved,
+                      from_cache=summary.from_cache - moved)
     plans = [Plan(plan.target, tuple(Pick(p.package, fetched[p.file.sha256].file)
                                      for p in plan.picks)) for plan in prepared.plans]
     paths = {sha: f.path for sha, f in fetched.items()}
