@@ -188,3 +188,37 @@ def test_a_uv_without_a_wheel_for_every_target_is_left_out(index_server: IndexSe
         "no wheel for target cp311-manylinux_2_28_x86_64 on the index (--no-uv says so "
         "quietly)"]
     assert "tools" not in json.loads(member(tmp_path / "app.tar", "manifest.json"))
+
+
+@needs_uv
+@pytest.mark.parametrize("how", ["install", "install.py"])
+def test_a_package_that_requires_pip_installs_with_uv(tmp_path: Path, how: str) -> None:
+    """pip-compile leaves pip out of a lock on purpose; a venv pip makes has it anyway.
+    uv's venv has no pip, so a package requiring it (httpie does) failed uv's check:
+    the check's only complaint being ensurepip's packages, they are seeded offline."""
+    assert REAL_UV is not None
+    with IndexServer(tmp_path / "index", log_dir=tmp_path / "log") as index:
+        index.add(REAL_UV)
+        wheel = build_wheel(tmp_path / "wheels", "needspip", "1.0", requires=["pip"])
+        index.add(wheel)
+        lock = tmp_path / "requirements.txt"
+        lock.write_text(hashed_requirements([Pin("needspip", "1.0", [wheel])]))
+        out = tmp_path / "app.tar"
+        made = bundle(lock, index, out)
+        assert made.returncode == 0, made.stderr
+    venv = tmp_path / "venv"
+    if how == "install":
+        done = run_cli("install", out, "--venv", venv, "--json", env=venvs.clean_env())
+    else:
+        folder = tmp_path / "x"
+        folder.mkdir()
+        with tarfile.open(out) as tar:
+            tar.extractall(folder, filter="data")
+        (top,) = folder.iterdir()
+        done = subprocess.run([sys.executable, str(top / "install.py"), "--venv", str(venv),
+                               "--json"], capture_output=True, text=True,
+                              env=venvs.clean_env(), check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["installer"] == "uv"
+    listed = venvs.pip_freeze(venv / "bin" / "python", include_bootstrap=True)
+    assert "needspip" in listed and "pip" in listed

@@ -69,7 +69,10 @@ def install(uv: Uv, python: str, wheels: Path, requirements: Path) -> None:
 
 
 def check(uv: Uv, python: str) -> None:
-    _run(bootstrap.uv_check(str(uv.binary), python), "uv pip check", uv.cache)
+    try:
+        bootstrap.check_with_uv(str(uv.binary), python, bootstrap.uv_env(str(uv.cache)))
+    except bootstrap.Failure as exc:
+        raise _typed(exc) from None
 
 
 # ---- build box: choosing and recording uv's wheels

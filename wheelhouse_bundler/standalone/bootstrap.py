@@ -173,6 +173,34 @@ def uv_check(uv: str, python: str) -> list:
     return [uv, "pip", "check", "--no-config", "--offline", "--quiet", "--python", python]
 
 
+SEEDED = ("pip", "setuptools", "wheel")
+"""What a venv made with pip holds without any lock asking: ensurepip's packages."""
+
+_NOT_INSTALLED = re.compile(r"requires `([^`]+)`, but it's not installed")
+
+
+def check_with_uv(uv: str, python: str, env: dict) -> None:
+    """`uv pip check` of a venv uv filled, which was made without pip.
+
+    pip-compile leaves pip and setuptools out of a lock on purpose (they come with every
+    venv pip makes), so a healthy package that requires one of them (httpie requires
+    pip) fails the check in a venv without them. When those are all the check misses,
+    they are seeded offline from the interpreter's own ensurepip, as `python -m venv`
+    would have done, and the venv is checked again; anything else fails as it is."""
+    proc = subprocess.run(uv_check(uv, python), capture_output=True, text=True, env=env,
+                          check=False)
+    if proc.returncode == 0:
+        return
+    said = (proc.stderr + proc.stdout).splitlines()
+    problems = [line for line in said if line.strip().startswith("The package")]
+    found = [_NOT_INSTALLED.search(line) for line in problems]
+    missing = {m.group(1) for m in found if m}
+    if problems and all(found) and missing <= set(SEEDED):
+        run([python, "-m", "ensurepip", "--default-pip"], "seeding pip into the venv",
+            clean_env())
+    run(uv_check(uv, python), "uv pip check", env)
+
+
 def fitting_uv(root: str, tags: list) -> str | None:
     """The bundle's uv wheel that ranks best for these (interpreter, abi, platform) tags."""
     folder = os.path.join(root, TOOLS)
@@ -857,7 +885,7 @@ def restore(root: str, venv: str, target: str | None = None, keep: int | None = 
                 run(pip_install(py, os.path.join(root, WHEELS), listing), what, clean_env())
         clock.lap("install")
         if uv:
-            run(uv_check(uv[0], py), "uv pip check", uv_env(uv[1]))
+            check_with_uv(uv[0], py, uv_env(uv[1]))
         else:
             run([py, "-m", "pip", "check"], "pip check", clean_env())
         clock.lap("check")
