@@ -261,6 +261,7 @@ class Page:
                 self._by_hash = {f.sha256: f for f in files if f.sha256}
                 self._by_name = {f.filename: f for f in files}
                 self._files = files
+                self.body = b""  # find() answers from the parsed files from now on
             return self._files
 
     def find(self, sha256: str) -> IndexFile | None:
