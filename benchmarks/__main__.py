@@ -2,8 +2,9 @@
 
 Sections (all by default): download (vs pip download and 16 parallel curls, through a
 40 ms proxy and on loopback; warm rebuild; peak RSS on a 1 GB wheel), install (pip vs the
-bundled uv, offline, fresh venvs), verify (a 1 GB bundle vs sha256sum). --live adds pip
-download vs ours against the default index. Prints one Markdown table.
+bundled uv, offline, fresh venvs), verify (a 1 GB bundle vs sha256sum). --live (or
+--only live, for that case alone) adds ours vs 16 parallel curls and pip download against
+the default index. Prints one Markdown table.
 
 The first run is online: it compiles benchmarks/corpus.in and fetches its wheels (and uv's)
 into .bench/. Everything after that runs on 127.0.0.1.
@@ -23,12 +24,14 @@ from . import download, install, verify
 from .common import WORK, Row, check_tools, compile_bytecode, corpus, table
 
 SECTIONS = ("download", "install", "verify")
+ONLINE = ("live",)  # reaches the default index: only when asked for
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(SECTIONS),
-                        help=f"comma-separated sections out of {','.join(SECTIONS)}")
+                        help=f"comma-separated sections out of "
+                             f"{','.join(SECTIONS + ONLINE)}")
     parser.add_argument("--quick", action="store_true",
                         help="a ~20-package corpus, a 200 MB file instead of 1 GB, one run each")
     parser.add_argument("--live", action="store_true",
@@ -37,9 +40,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="measurements per case, the fastest counts (default 3, quick 1)")
     args = parser.parse_args(argv)
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = sorted(set(args.sections) - set(SECTIONS))
+    unknown = sorted(set(args.sections) - set(SECTIONS + ONLINE))
     if unknown:
-        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from "
+                     f"{', '.join(SECTIONS + ONLINE)}")
+    if args.live and "live" not in args.sections:
+        args.sections.append("live")
     if args.runs is None:
         args.runs = 1 if args.quick else 3
     return args
@@ -51,19 +57,22 @@ def main(argv: list[str] | None = None) -> int:
     compile_bytecode()
     big_mb = 200 if args.quick else 1024
     started = time.perf_counter()
-    needs_corpus = "download" in args.sections or "install" in args.sections
+    needs_corpus = bool({"download", "install", "live"} & set(args.sections))
     body = corpus(args.quick) if needs_corpus else None
     rows: list[Row] = []
     WORK.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="run-", dir=WORK))
     try:
-        for section in SECTIONS:
+        for section in SECTIONS + ONLINE:
             if section not in args.sections:
                 continue
             print(f"running {section}...", file=sys.stderr)
             if section == "download":
                 assert body is not None
-                rows += download.run(body, tmp, args.runs, args.live, big_mb)
+                rows += download.run(body, tmp, args.runs, big_mb)
+            elif section == "live":
+                assert body is not None
+                rows += download.live(body, tmp, args.runs)
             elif section == "install":
                 assert body is not None
                 rows += install.run(body, tmp, args.runs)
