@@ -37,15 +37,10 @@ def make_client(jobs: int = 16, cert: str | None = None, client_cert: str | None
 
     `cert` is a CA bundle and `client_cert` a PEM holding the client certificate and its
     key, as pip's --client-cert takes it; tls.py decides what is trusted without them.
-    Its connections share one DNS answer per host (resolver.py). HTTP/1.1 only: with
-    httpx's h2 the sixteen transfers share one connection and the frames go through
-    pure Python, which took half again as long for the bench's files (README, Speed).
     """
     import httpx
 
-    from .resolver import Lookups, share_lookups
-
-    client = httpx.Client(
+    return httpx.Client(
         http2=False,
         verify=tls.context(cert, client_cert),
         trust_env=True,
@@ -54,8 +49,6 @@ def make_client(jobs: int = 16, cert: str | None = None, client_cert: str | None
         limits=httpx.Limits(max_connections=jobs, max_keepalive_connections=jobs),
         headers={"User-Agent": USER_AGENT},
     )
-    share_lookups(client, Lookups())
-    return client
 
 
 class LazyClient:
