@@ -12,8 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .select import BuildPolicy
 
 Inputs = list[tuple[str, Path | None]]
 """Files a run reads, by role (bundle.refuse_overwriting names the role)."""
@@ -47,7 +51,9 @@ class Selection:
             if not python.is_file():
                 raise UsageError(f"--build-python {python}: no such file")
 
-    def build_policy(self):  # -> select.BuildPolicy (imported late: options stays light)
+    def build_policy(self) -> BuildPolicy:
+        """What --no-build and --no-build-package allow (select imported late: the CLI
+        builds these groups before its heavy imports)."""
         from packaging.utils import canonicalize_name
 
         from .select import BuildPolicy
