@@ -158,7 +158,8 @@ def test_a_package_pip_cannot_install_keeps_the_old_release(bundles, working) ->
     before, releases = os.readlink(working), release_names(working)
     done = run_cli("install", bundles["future"], "--venv", working)
     assert done.returncode == 5, done.stderr
-    assert "pip install failed" in done.stderr and "Traceback" not in done.stderr
+    assert "pip install (requirements.txt) failed" in done.stderr
+    assert "Traceback" not in done.stderr
     assert_untouched(working, before, releases)
 
 

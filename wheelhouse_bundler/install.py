@@ -24,7 +24,6 @@ from packaging.tags import Tag
 
 from . import targets, uvtool
 from .errors import BundlerError, InstallError, IntegrityError, UsageError
-from .manifest import WHEELS, own_path, requirements_path
 from .model import Manifest, Target
 from .options import Trust
 from .standalone import bootstrap
@@ -105,10 +104,6 @@ def _shared(step: Callable[..., T], *args: Any) -> T:
         raise _typed(exc) from None
 
 
-def _run(cmd: list[str], what: str) -> None:
-    _shared(bootstrap.run, cmd, what, clean_env())
-
-
 def venv_python(venv: Path) -> Path:
     return Path(bootstrap.venv_python(str(venv)))
 
@@ -152,25 +147,13 @@ def install(bundle: Path, venv: Path, how: Restore, *,
         me = interpreter_target(how.python)
         chosen = choose_target(checked.manifest, list(me.tags), how.target, me.environment)
         log(f"target {chosen}")
-        tool = uvtool.find(checked.root, how.installer, staging / ".uv", me)
+        tool = _shared(uvtool.find, checked.root, how.installer, staging / ".uv", me)
         clock.lap("prepare")
         release = _new_release(releases, checked.top)
-        log(f"creating venv {release}")
-        venv_cmd = [how.python or sys.executable, "-m", "venv", str(release)]
-        _run(venv_cmd + (["--without-pip"] if tool else []), "creating the venv")
-        clock.lap("venv")
-        py = str(venv_python(release))
-        wheels = checked.root / WHEELS
         count = len(checked.manifest.files_for(chosen))
-        log(f"installing {count} wheels offline with {'uv' if tool else 'pip'}")
-        _install_from(tool, py, wheels, checked.root / requirements_path(chosen), "pip install")
-        own = checked.root / own_path(chosen)
-        if own.is_file():  # the project's own wheels: last, --no-deps, hash-checked
-            log("installing the project's own wheels")
-            _install_from(tool, py, wheels, own, "pip install (own wheels)")
-        clock.lap("install")
-        _check(tool, py)
-        clock.lap("check")
+        py = _shared(bootstrap.fill_release, str(release), how.python or sys.executable,
+                     str(checked.root), chosen, count,
+                     (str(tool.binary), str(tool.cache)) if tool else None, log, clock)
         imported = _smoke(py, sorted({f.name for f in checked.manifest.files_for(chosen)}),
                           how.smoke_command, how.smoke_imports, warnings.append)
         clock.lap("smoke")
@@ -196,24 +179,6 @@ def install(bundle: Path, venv: Path, how: Restore, *,
     return Installed(venv, release, chosen, count, previous, time.monotonic() - started,
                      "uv" if tool else "pip", tuple(pruned), tuple(imported), tuple(warnings),
                      tuple(clock.timings.items()))
-
-
-def _install_from(tool: uvtool.Uv | None, python: str, wheels: Path, requirements: Path,
-                  what: str) -> None:
-    """`requirements` (hashed) into the venv offline from `wheels`: with the bundle's uv
-    when one was found for this machine, else with the venv's pip."""
-    if tool is not None:
-        uvtool.install(tool, python, wheels, requirements)
-    else:
-        _run(bootstrap.pip_install(python, str(wheels), str(requirements)), what)
-
-
-def _check(tool: uvtool.Uv | None, python: str) -> None:
-    """Every installed distribution's requirements met (`pip check`, or uv's)."""
-    if tool is not None:
-        uvtool.check(tool, python)
-    else:
-        _run([python, "-m", "pip", "check"], "pip check")
 
 
 def _smoke(python: str, distributions: list[str], command: str | None, imports: bool,

@@ -23,7 +23,7 @@ from pathlib import Path
 from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
-from .errors import BundlerError, InstallError, IntegrityError, UsageError
+from .errors import UsageError
 from .files import write_atomic
 from .model import ManifestFile, Target
 from .sources import strip_credentials
@@ -40,39 +40,12 @@ class Uv:
     cache: Path
 
 
-def _typed(failure: bootstrap.Failure) -> BundlerError:
-    kind = {2: UsageError, 3: IntegrityError}.get(failure.code, InstallError)
-    return kind(str(failure))
-
-
 def find(root: Path, installer: str, scratch: Path, me: Target) -> Uv | None:
-    """The uv binary to install with, or None for pip (bootstrap.find_uv's rules)."""
+    """The uv binary to install with, or None for pip (bootstrap.find_uv's rules; its
+    failures are bootstrap's, which the caller types as it types every release step)."""
     triples = [(t.interpreter, t.abi, t.platform) for t in me.tags]
-    try:
-        found = bootstrap.find_uv(str(root), installer, str(scratch), triples)
-    except bootstrap.Failure as exc:
-        raise _typed(exc) from None
+    found = bootstrap.find_uv(str(root), installer, str(scratch), triples)
     return Uv(Path(found[0]), Path(found[1])) if found else None
-
-
-def _run(cmd: list[str], what: str, cache: Path) -> None:
-    try:
-        bootstrap.run(cmd, what, bootstrap.uv_env(str(cache)))
-    except bootstrap.Failure as exc:
-        raise _typed(exc) from None
-
-
-def install(uv: Uv, python: str, wheels: Path, requirements: Path) -> None:
-    """`uv pip install` offline from the bundle's wheels, hashes required, no resolution."""
-    _run(bootstrap.uv_install(str(uv.binary), python, str(wheels), str(requirements)),
-         "uv pip install", uv.cache)
-
-
-def check(uv: Uv, python: str) -> None:
-    try:
-        bootstrap.check_with_uv(str(uv.binary), python, bootstrap.uv_env(str(uv.cache)))
-    except bootstrap.Failure as exc:
-        raise _typed(exc) from None
 
 
 # ---- build box: choosing and recording uv's wheels

@@ -201,6 +201,38 @@ def check_with_uv(uv: str, python: str, env: dict) -> None:
     run(uv_check(uv, python), "uv pip check", env)
 
 
+def fill_release(release: str, python: str, root: str, chosen: str, count: int,
+                 uv: tuple | None, log, clock: Clock) -> str:
+    """Make the release venv with `python`, install the bundle's listings for `chosen`
+    into it offline (requirements.txt, then the project's own wheels when there are any)
+    and check it; its python. The one sequence for this file and for wheelhouse-bundler's
+    install, so the two cannot drift. `uv` is (binary, cache) or None for pip; a venv uv
+    fills is made without pip (ensurepip is most of a venv's time)."""
+    log(f"creating venv {release}")
+    run([python, "-m", "venv", release] + (["--without-pip"] if uv else []),
+        "creating the venv", clean_env())
+    clock.lap("venv")
+    py = venv_python(release)
+    log("installing {} wheels offline with {}".format(count, "uv" if uv else "pip"))
+    for rel in (requirements_path(chosen), own_path(chosen)):
+        listing = os.path.join(root, *rel.split("/"))
+        if rel == own_path(chosen) and not os.path.isfile(listing):
+            continue
+        what = "{} install ({})".format("uv pip" if uv else "pip", rel.rsplit("/", 1)[1])
+        if uv:
+            run(uv_install(uv[0], py, os.path.join(root, WHEELS), listing), what,
+                uv_env(uv[1]))
+        else:
+            run(pip_install(py, os.path.join(root, WHEELS), listing), what, clean_env())
+    clock.lap("install")
+    if uv:
+        check_with_uv(uv[0], py, uv_env(uv[1]))
+    else:
+        run([py, "-m", "pip", "check"], "pip check", clean_env())
+    clock.lap("check")
+    return py
+
+
 def fitting_uv(root: str, tags: list) -> str | None:
     """The bundle's uv wheel that ranks best for these (interpreter, abi, platform) tags."""
     folder = os.path.join(root, TOOLS)
@@ -866,29 +898,8 @@ def restore(root: str, venv: str, target: str | None = None, keep: int | None = 
         uv = find_uv(root, installer, scratch, tags)
         clock.lap("prepare")
         release = new_release(venv, os.path.basename(os.path.abspath(root)))
-        log(f"creating venv {release}")
-        run([sys.executable, "-m", "venv", release] + (["--without-pip"] if uv else []),
-            "creating the venv", clean_env())
-        clock.lap("venv")
-        py = venv_python(release)
-        log("installing offline with {}".format("uv" if uv else "pip"))
-        # requirements.txt, then the project's own wheels (own.txt) when the bundle has them
-        for rel in (requirements_path(chosen), own_path(chosen)):
-            listing = os.path.join(root, *rel.split("/"))
-            if rel == own_path(chosen) and not os.path.isfile(listing):
-                continue
-            what = "{} install ({})".format("uv pip" if uv else "pip", rel.rsplit("/", 1)[1])
-            if uv:
-                run(uv_install(uv[0], py, os.path.join(root, WHEELS), listing), what,
-                    uv_env(uv[1]))
-            else:
-                run(pip_install(py, os.path.join(root, WHEELS), listing), what, clean_env())
-        clock.lap("install")
-        if uv:
-            check_with_uv(uv[0], py, uv_env(uv[1]))
-        else:
-            run([py, "-m", "pip", "check"], "pip check", clean_env())
-        clock.lap("check")
+        py = fill_release(release, sys.executable, root, chosen,
+                          len(distributions_for(manifest, chosen)), uv, log, clock)
         imported = smoke(py, distributions_for(manifest, chosen), smoke_command,
                          smoke_imports, log)
         clock.lap("smoke")
