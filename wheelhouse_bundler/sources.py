@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from .errors import UsageError
 from .model import Source
@@ -64,6 +64,33 @@ def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
     userinfo, host = parts.netloc.rsplit("@", 1)
     user, _, password = userinfo.partition(":")
     return urlunsplit(parts._replace(netloc=host)), (unquote(user), unquote(password))
+
+
+def join_credentials(url: str, creds: tuple[str, str] | None) -> str:
+    """`url` with `user:pass@` (quoted) in its netloc, in place of any it had: the inverse
+    of split_credentials, for a child pip's environment or a Source that carries them
+    (never argv, never shown: `redact` first)."""
+    if creds is None:
+        return url
+    parts = urlsplit(split_credentials(url)[0])
+    user, password = (quote(c, safe="") for c in creds)
+    return urlunsplit(parts._replace(netloc=f"{user}:{password}@{parts.netloc}"))
+
+
+_PIP_PASS_THROUGH = ("PIP_CERT", "PIP_CLIENT_CERT", "PIP_TIMEOUT", "PIP_RETRIES")
+
+
+def pip_child_env(index: str | None) -> dict[str, str]:
+    """os.environ for a pip we start (pip-compile, a build environment's pip): none of
+    the machine's pip or uv configuration but its TLS and network settings, and `index`
+    (credentials in it) as the one index it may use."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PIP_", "UV_")) or k in _PIP_PASS_THROUGH}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_NO_INPUT="1",
+               PIP_DISABLE_PIP_VERSION_CHECK="1")
+    if index is not None:
+        env["PIP_INDEX_URL"] = index
+    return env
 
 
 def check_url(url: str, where: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
