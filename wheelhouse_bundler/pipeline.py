@@ -155,12 +155,9 @@ class _Early:
     def __call__(self, package: LockedPackage, targets: list[Target]) -> None:
         picks: dict[str, LockedFile] = {}
         for target in targets:
-            wheels = select.ranked_wheels(package, target)
-            pick = wheels[0] if wheels else (
-                select.sdist_of(package) if self._build.why_not(package.name) is None
-                else None)
-            if pick is not None and pick.url:
-                picks[pick.sha256] = pick
+            chosen = select.pick(package, target, self._build)
+            if chosen is not None and chosen.url:
+                picks[chosen.sha256] = chosen
         for file in picks.values():
             try:
                 got = fetch_one(self._client, self._cache, file, package.source,

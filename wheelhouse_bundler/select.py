@@ -213,6 +213,16 @@ def sdist_of(package: LockedPackage) -> LockedFile | None:
                  if f.is_sdist), None)
 
 
+def pick(package: LockedPackage, target: Target, build: BuildPolicy) -> LockedFile | None:
+    """The file a target installs a package from: its best wheel there, else the sdist
+    the build box may build (sdistbuild replaces it with the wheel), else None."""
+    wheels = ranked_wheels(package, target)
+    if wheels:
+        return wheels[0]
+    sdist = sdist_of(package)
+    return sdist if sdist is not None and build.why_not(package.name) is None else None
+
+
 def plan(lock: Lock, targets: list[Target], groups: Collection[str],
          extras: Collection[str], build: BuildPolicy = NO_BUILD) -> list[Plan]:
     """One plan per target, or a SelectionError listing every package that cannot be met.
@@ -237,15 +247,11 @@ def plan(lock: Lock, targets: list[Target], groups: Collection[str],
                 gaps.append(f"  {package.name}=={package.version} on {target.name}: needs "
                             f"Python {package.requires_python}")
                 continue
-            wheels = ranked_wheels(package, target)
-            if wheels:
-                picks.append(Pick(package, wheels[0]))
+            chosen = pick(package, target, build)
+            if chosen is not None:
+                picks.append(Pick(package, chosen))
                 continue
-            sdist = sdist_of(package)
-            off = build.why_not(package.name) if sdist is not None else None
-            if sdist is not None and off is None:
-                picks.append(Pick(package, sdist))
-                continue
+            off = build.why_not(package.name) if sdist_of(package) is not None else None
             gaps.append(f"  {package.name}=={package.version} on {target.name}: no wheel "
                         f"for this target; {describe_files(package.files)}"
                         + (f" (not built: {off})" if off else ""))
