@@ -181,13 +181,17 @@ def _file(f: dict) -> ManifestFile:
         name=str(f["name"]), version=str(f["version"]), origin=str(f["origin"]),
         targets=tuple(f["targets"]), yanked=bool(f.get("yanked", False)),
         own=bool(f.get("own", False)), hash_from_index=bool(f.get("hash_from_index", False)),
-        built_from=None if built is None else BuiltFrom(
-            sdist=str(built["sdist"]["filename"]), sdist_sha256=str(built["sdist"]["sha256"]),
-            backend=str(built["backend"]["object"]),
-            backend_version=str(built["backend"]["distribution"]),
-            build_deps=tuple(str(d) for d in built["build_dependencies"]),
-            python=str(built["builder"]["python"]),
-            platform=str(built["builder"]["platform"])))
+        built_from=None if built is None else parse_built(built))
+
+
+def parse_built(built: dict) -> BuiltFrom:
+    """A `built_from` object as built_json writes it (the manifest's, the build cache's)."""
+    return BuiltFrom(
+        sdist=str(built["sdist"]["filename"]), sdist_sha256=str(built["sdist"]["sha256"]),
+        backend=str(built["backend"]["object"]),
+        backend_version=str(built["backend"]["distribution"]),
+        build_deps=tuple(str(d) for d in built["build_dependencies"]),
+        python=str(built["builder"]["python"]), platform=str(built["builder"]["platform"]))
 
 
 def built_json(b: BuiltFrom | None) -> dict | None:

@@ -38,6 +38,7 @@ from .bundle import source_date_epoch
 from .cache import Cache
 from .errors import NetworkError, UsageError, note
 from .files import sha256_file, write_atomic
+from .manifest import built_json, parse_built
 from .model import BuiltFrom, Lock, LockedFile, LockedPackage, Pick, Plan, Target
 from .parallel import run_all
 from .select import refusal, sdist_of
@@ -319,7 +320,7 @@ def _cached_build(package: LockedPackage, sdist: LockedFile, sdist_path: Path,
             shutil.copyfileobj(src, out, 1024 * 1024)  # type: ignore[misc]
         shutil.rmtree(work / "tree", ignore_errors=True)
     doc = {"filename": wheel.name, "sha256": digest, "size": size,
-           "built_from": _record_json(built_from)}
+           "built_from": built_json(built_from)}
     write_atomic(record, json.dumps(doc, sort_keys=True).encode(), durable=False,
                  shown=ctx.cache.root, private=True)
     return BuiltWheel(wheel.name, digest, size, ctx.cache.path(digest), built_from)
@@ -328,8 +329,7 @@ def _cached_build(package: LockedPackage, sdist: LockedFile, sdist_path: Path,
 def _load(record: Path, cache: Cache) -> BuiltWheel | None:
     try:
         doc = json.loads(record.read_text())
-        b = doc["built_from"]
-        built_from = BuiltFrom(**{**b, "build_deps": tuple(b["build_deps"])})
+        built_from = parse_built(doc["built_from"])
         path = cache.get(doc["sha256"])
         # Hashed whole, not only sized: the cache is not fsynced, and a damaged entry is
         # simply built again (built wheels are small beside the build they save).
@@ -339,12 +339,6 @@ def _load(record: Path, cache: Cache) -> BuiltWheel | None:
                           built_from)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _record_json(b: BuiltFrom) -> dict:
-    return {"sdist": b.sdist, "sdist_sha256": b.sdist_sha256, "backend": b.backend,
-            "backend_version": b.backend_version, "build_deps": list(b.build_deps),
-            "python": b.python, "platform": b.platform}
 
 
 @contextlib.contextmanager
