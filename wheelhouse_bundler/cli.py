@@ -638,9 +638,9 @@ def delta_cmd(
                     "saved_bytes": made.saved, "signature": made.plan.signature is not None})
         return
     _Out.info(f"wrote {made.output}: {len(reused)} files reused from {old.name}, "
-          f"{len(carried)} files carried, {made.saved / 1e6:.1f} MB saved "
-          f"({made.size / 1e6:.1f} MB instead of {made.plan.size / 1e6:.1f} MB)"
-          + ("; NEW's signature carried" if made.plan.signature else ""))
+              f"{len(carried)} files carried, {made.saved / 1e6:.1f} MB saved "
+              f"({made.size / 1e6:.1f} MB instead of {made.plan.size / 1e6:.1f} MB)"
+              + ("; NEW's signature carried" if made.plan.signature else ""))
 
 
 @app.command("merge", epilog="Examples:\n\n"
