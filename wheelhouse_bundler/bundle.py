@@ -195,8 +195,7 @@ def write_tar(raw: BinaryIO, members: list[Member], framing: Framing) -> str:
                 tar.addfile(info, reader)
             if (got := reader.digest.hexdigest()) != member.sha256:
                 name = member.path.rsplit("/", 1)[-1]
-                raise DamagedFile(f"{name}: the copy on disk has sha256 {got}, not "
-                                  f"{member.sha256}", member.sha256)
+                raise DamagedFile.wrong_hash(name, got, member.sha256)
     if gz is not None:
         gz.close()
     return hashing.digest.hexdigest()

@@ -111,6 +111,12 @@ class DamagedFile(IntegrityError):
         super().__init__(message)
         self.sha256 = sha256
 
+    @classmethod
+    def wrong_hash(cls, name: str, got: str, want: str, where: str = "on disk"
+                   ) -> DamagedFile:
+        """The one wording of "these bytes are not the ones their hash names"."""
+        return cls(f"{name}: the copy {where} has sha256 {got}, not {want}", want)
+
 
 class NetworkError(BundlerError):
     """An index or file that could not be reached or read (exit 4)."""

@@ -349,9 +349,8 @@ def fetch(sel: Selection, net: Network, progress: Progress | None = None,
             if got.from_cache and not got.file.is_wheel:
                 digest = sha256_file(got.path)[0]
                 if digest != got.file.sha256:
-                    raise DamagedFile(f"{got.file.filename}: the copy in the cache has "
-                                      f"sha256 {digest}, not {got.file.sha256}",
-                                      got.file.sha256)
+                    raise DamagedFile.wrong_hash(got.file.filename or got.file.sha256, digest,
+                                                 got.file.sha256, "in the cache")
             if then is not None:
                 # Fetched early in this run, its bytes were hashed on the wire.
                 then(replace(got, from_cache=False) if got.file.sha256 in early.fetched
@@ -502,8 +501,8 @@ def download(sel: Selection, net: Network, dest: Path, progress: Progress | None
         with atomic_output(target, durable=False) as out, open(got.path, "rb") as src:
             digest = copy_file(src, out, hashed=got.from_cache)
             if digest is not None and digest != got.file.sha256:
-                raise DamagedFile(f"{got.file.filename}: the copy in the cache has sha256 "
-                                  f"{digest}, not {got.file.sha256}", got.file.sha256)
+                raise DamagedFile.wrong_hash(got.file.filename, digest, got.file.sha256,
+                                             "in the cache")
         if not existed:  # a file that was there stays, now with the verified bytes
             placed.append(target)
 

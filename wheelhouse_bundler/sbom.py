@@ -37,6 +37,7 @@ from packaging.utils import canonicalize_name
 
 from . import __version__
 from .errors import DamagedFile, IntegrityError
+from .files import sha256_file
 from .manifest import SBOM, SUMS, parse_sums
 from .model import Manifest, ManifestFile
 
@@ -127,11 +128,9 @@ def _checked_metadata(f: ManifestFile, path: Path) -> WheelMeta:
     try:
         return read_metadata(path)
     except IntegrityError:
-        with open(path, "rb") as fh:
-            got = hashlib.file_digest(fh, "sha256").hexdigest()
+        got = sha256_file(path)[0]
         if got != f.sha256:
-            raise DamagedFile(f"{f.filename}: the copy on disk has sha256 {got}, not "
-                              f"{f.sha256}", f.sha256) from None
+            raise DamagedFile.wrong_hash(f.filename, got, f.sha256) from None
         raise
 
 
