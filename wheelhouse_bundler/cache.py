@@ -135,20 +135,24 @@ class Cache:
         """(filename, origin) of a cached file, or None if the bytes or the facts are absent."""
         if self.get(sha256) is None:
             return None
-        try:
-            meta = json.loads(self.path(sha256).with_suffix(".json").read_text())
-            return str(meta["filename"]), str(meta["origin"])
-        except (OSError, ValueError, KeyError, TypeError):
+        meta = self._meta(sha256)
+        if "filename" not in meta or "origin" not in meta:
             return None
+        return str(meta["filename"]), str(meta["origin"])
 
     def size_of(self, sha256: str) -> int | None:
         """The size recorded when the entry was written, if its note says (older notes,
         and entries from a lock's local files, have none)."""
-        try:
-            size = json.loads(self.path(sha256).with_suffix(".json").read_text())["size"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+        size = self._meta(sha256).get("size")
         return size if isinstance(size, int) else None
+
+    def _meta(self, sha256: str) -> dict:
+        """The note `remember` wrote beside an entry; empty when it is missing or mangled."""
+        try:
+            meta = json.loads(self.path(sha256).with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return meta if isinstance(meta, dict) else {}
 
     @contextmanager
     def writer(self, sha256: str, label: str) -> Iterator[HashingWriter]:
