@@ -129,10 +129,14 @@ def run(cmd: list, what: str, env: dict | None = None, cwd: str | None = None):
         raise install_failed(f"{what}: cannot run {cmd[0]}: {exc.strerror}") \
             from exc
     if proc.returncode != 0:
-        tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-3:]
-        raise install_failed("{} failed (exit {}): {}".format(what, proc.returncode,
-                                                               " | ".join(tail)))
+        raise _failed(what, proc)
     return proc
+
+
+def _failed(what: str, proc: subprocess.CompletedProcess) -> Failure:
+    tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-3:]
+    return install_failed("{} failed (exit {}): {}".format(what, proc.returncode,
+                                                           " | ".join(tail)))
 
 
 def pip_install(python: str, wheels: str, listing: str) -> list:
@@ -195,9 +199,10 @@ def check_with_uv(uv: str, python: str, env: dict) -> None:
     problems = [line for line in said if line.strip().startswith("The package")]
     found = [_NOT_INSTALLED.search(line) for line in problems]
     missing = {m.group(1) for m in found if m}
-    if problems and all(found) and missing <= set(SEEDED):
-        run([python, "-m", "ensurepip", "--default-pip"], "seeding pip into the venv",
-            clean_env())
+    if not (problems and all(found) and missing <= set(SEEDED)):
+        raise _failed("uv pip check", proc)
+    run([python, "-m", "ensurepip", "--default-pip"], "seeding pip into the venv",
+        clean_env())
     run(uv_check(uv, python), "uv pip check", env)
 
 
