@@ -222,3 +222,25 @@ def test_a_package_that_requires_pip_installs_with_uv(tmp_path: Path, how: str) 
     assert json.loads(done.stdout)["installer"] == "uv"
     listed = venvs.pip_freeze(venv / "bin" / "python", include_bootstrap=True)
     assert "needspip" in listed and "pip" in listed
+
+
+@needs_uv
+def test_a_missing_requirement_fails_uvs_check_and_keeps_nothing(tmp_path: Path) -> None:
+    """Only ensurepip's packages are seeded: any other missing requirement fails the check
+    (exit 5, uv's own words) and no release is left behind."""
+    assert REAL_UV is not None
+    with IndexServer(tmp_path / "index", log_dir=tmp_path / "log") as index:
+        index.add(REAL_UV)
+        wheel = build_wheel(tmp_path / "wheels", "needsmore", "1.0", requires=["notthere"])
+        index.add(wheel)
+        lock = tmp_path / "requirements.txt"
+        lock.write_text(hashed_requirements([Pin("needsmore", "1.0", [wheel])]))
+        out = tmp_path / "app.tar"
+        made = bundle(lock, index, out)
+        assert made.returncode == 0, made.stderr
+    venv = tmp_path / "venv"
+    done = run_cli("install", out, "--venv", venv, env=venvs.clean_env())
+    assert done.returncode == 5, done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert "uv pip check failed" in line and "notthere" in line
+    assert not venv.exists() and not (tmp_path / "venv.releases").exists()
