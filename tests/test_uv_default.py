@@ -190,22 +190,28 @@ def test_a_uv_without_a_wheel_for_every_target_is_left_out(index_server: IndexSe
     assert "tools" not in json.loads(member(tmp_path / "app.tar", "manifest.json"))
 
 
+def one_wheel_with_uv(tmp_path: Path, name: str, requires: list[str]) -> Path:
+    """A default bundle (uv carried) of one wheel `name` 1.0 with these requirements."""
+    assert REAL_UV is not None
+    with IndexServer(tmp_path / "index", log_dir=tmp_path / "log") as index:
+        index.add(REAL_UV)
+        wheel = build_wheel(tmp_path / "wheels", name, "1.0", requires=requires)
+        index.add(wheel)
+        lock = tmp_path / "requirements.txt"
+        lock.write_text(hashed_requirements([Pin(name, "1.0", [wheel])]))
+        out = tmp_path / "app.tar"
+        made = bundle(lock, index, out)
+        assert made.returncode == 0, made.stderr
+    return out
+
+
 @needs_uv
 @pytest.mark.parametrize("how", ["install", "install.py"])
 def test_a_package_that_requires_pip_installs_with_uv(tmp_path: Path, how: str) -> None:
     """pip-compile leaves pip out of a lock on purpose; a venv pip makes has it anyway.
     uv's venv has no pip, so a package requiring it (httpie does) failed uv's check:
     the check's only complaint being ensurepip's packages, they are seeded offline."""
-    assert REAL_UV is not None
-    with IndexServer(tmp_path / "index", log_dir=tmp_path / "log") as index:
-        index.add(REAL_UV)
-        wheel = build_wheel(tmp_path / "wheels", "needspip", "1.0", requires=["pip"])
-        index.add(wheel)
-        lock = tmp_path / "requirements.txt"
-        lock.write_text(hashed_requirements([Pin("needspip", "1.0", [wheel])]))
-        out = tmp_path / "app.tar"
-        made = bundle(lock, index, out)
-        assert made.returncode == 0, made.stderr
+    out = one_wheel_with_uv(tmp_path, "needspip", requires=["pip"])
     venv = tmp_path / "venv"
     if how == "install":
         done = run_cli("install", out, "--venv", venv, "--json", env=venvs.clean_env())
@@ -228,16 +234,7 @@ def test_a_package_that_requires_pip_installs_with_uv(tmp_path: Path, how: str) 
 def test_a_missing_requirement_fails_uvs_check_and_keeps_nothing(tmp_path: Path) -> None:
     """Only ensurepip's packages are seeded: any other missing requirement fails the check
     (exit 5, uv's own words) and no release is left behind."""
-    assert REAL_UV is not None
-    with IndexServer(tmp_path / "index", log_dir=tmp_path / "log") as index:
-        index.add(REAL_UV)
-        wheel = build_wheel(tmp_path / "wheels", "needsmore", "1.0", requires=["notthere"])
-        index.add(wheel)
-        lock = tmp_path / "requirements.txt"
-        lock.write_text(hashed_requirements([Pin("needsmore", "1.0", [wheel])]))
-        out = tmp_path / "app.tar"
-        made = bundle(lock, index, out)
-        assert made.returncode == 0, made.stderr
+    out = one_wheel_with_uv(tmp_path, "needsmore", requires=["notthere"])
     venv = tmp_path / "venv"
     done = run_cli("install", out, "--venv", venv, env=venvs.clean_env())
     assert done.returncode == 5, done.stderr
