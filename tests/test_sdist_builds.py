@@ -226,6 +226,36 @@ def test_optional_c_extension_is_compiled_where_the_box_can(build_index, tmp_pat
                        "import speedy; print(speedy.HAVE_C, speedy.answer())").strip() == "True 42"
 
 
+def test_optional_c_extension_that_does_not_compile_falls_back(build_index, tmp_path
+                                                                ) -> None:
+    """No compiler (CC fails): setuptools skips the optional extension but still tags the
+    wheel linux_<arch> for this interpreter. With no compiled code in it, nothing ties it
+    to a libc: it serves every Linux target of that interpreter and architecture, and no
+    other."""
+    sdist = build_index.add(sdistfactory.optional_native(tmp_path / "sd", "speedy", "1.0"))
+    lock = _lock(tmp_path, [Pin("speedy", "1.0", [sdist])])
+    out = tmp_path / "b.tar"
+    env = clean_env(CC="/bin/false")
+    foreign = run_cli("bundle", lock, "-o", out, "--index-url", build_index.url,
+                      "--cache-dir", tmp_path / "cache", "-t", HOST,
+                      "-t", "cp311-manylinux_2_28_aarch64", env=env)
+    assert foreign.returncode == 2
+    assert ("speedy==1.0 on cp311-manylinux_2_28_aarch64: no wheel for this target, only "
+            "the sdist speedy-1.0.tar.gz, whose build here gives a platform wheel "
+            "(cp311-cp311-linux_x86_64)") in foreign.stderr
+    assert not out.exists()
+    done = run_cli("bundle", lock, "-o", out, "--index-url", build_index.url,
+                   "--cache-dir", tmp_path / "cache", "-t", HOST, "-q", env=env)
+    assert done.returncode == 0, done.stderr
+    (entry,) = manifest_of(out)["files"]
+    assert entry["filename"] == "speedy-1.0-cp311-cp311-linux_x86_64.whl"
+    venv = tmp_path / "venv"
+    installed = cli_offline("install", out, "--venv", venv, env=clean_env())
+    assert installed.returncode == 0, installed.stderr
+    assert run_in_venv(venv / "bin" / "python",
+                       "import speedy; print(speedy.HAVE_C, speedy.answer())").strip() == "False 42"
+
+
 @pytest.mark.parametrize("flag", [["--no-build"], ["--no-build-package", "PureSD"]])
 def test_no_build_refuses_as_before(build_index, tmp_path, flag) -> None:
     sdist = build_index.add(sdistfactory.pure(tmp_path / "sd", "puresd", "1.0"))

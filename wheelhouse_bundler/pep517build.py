@@ -91,8 +91,13 @@ def build(package: LockedPackage, sdist: LockedFile, sdist_path: Path, builder: 
         wheel_tags = parse_wheel_filename(name)[3]
     except InvalidWheelFilename as exc:
         raise BuildError(f"{label}: the backend made {name!r}, not a wheel ({exc})") from None
-    if sys.platform.startswith("linux") and any(t.platform.startswith("linux_")
-                                                for t in wheel_tags):
+    # A Linux wheel with compiled code gets its honest manylinux tag from auditwheel. One
+    # without any (an optional C extension that did not compile: setuptools still tags
+    # it for this interpreter and platform) keeps its linux_<arch> tag: nothing in it
+    # ties it to a libc, which is how sdistbuild reads that tag on a built wheel.
+    if (sys.platform.startswith("linux") and any(t.platform.startswith("linux_")
+                                                 for t in wheel_tags)
+            and has_native_code(wheel)):
         wheel = repair(wheel, tree / "repaired", label)
     return wheel, BuiltFrom(
         sdist=sdist.filename or "", sdist_sha256=sdist.sha256, backend=backend,
@@ -292,6 +297,20 @@ def _tail(*texts: str) -> str:
             return redact_text(" | ".join(excerpt(ln, 240, quote=False)
                                           for ln in (said or lines)[-TAIL:]))
     return "no output"
+
+
+ELF_MAGIC = b"\x7fELF"
+
+
+def has_native_code(wheel: Path) -> bool:
+    """Whether any file in the wheel is an ELF binary (an extension or a library)."""
+    with zipfile.ZipFile(wheel) as zf:
+        for info in zf.infolist():
+            if not info.is_dir():
+                with zf.open(info) as fh:
+                    if fh.read(len(ELF_MAGIC)) == ELF_MAGIC:
+                        return True
+    return False
 
 
 def repair(wheel: Path, dest: Path, label: str) -> Path:

@@ -148,10 +148,27 @@ class BuiltWheel:
         return all(t.platform == "any" and t.abi == "none" for t in self.tags)
 
     def fits(self, target: Target) -> bool:
+        """Whether the target takes the wheel. A built wheel with compiled code never
+        keeps a plain `linux_<arch>` tag (auditwheel gives it its manylinux tag, the
+        glibc it needs); one that keeps it has no compiled code (pep517build), so it
+        fits every Linux of that architecture with its interpreter and ABI."""
         rank = target.tag_rank
-        # A plain `linux_<arch>` tag promises nothing about glibc: never used (auditwheel
-        # gives a wheel its honest manylinux tag first).
-        return any(t in rank and not t.platform.startswith("linux_") for t in self.tags)
+        for tag in self.tags:
+            if not tag.platform.startswith("linux_"):
+                if tag in rank:
+                    return True
+                continue
+            arch = tag.platform[len("linux_"):]
+            if any(t.interpreter == tag.interpreter and t.abi == tag.abi
+                   and _linux_of(t.platform, arch) for t in target.tags):
+                return True
+        return False
+
+
+def _linux_of(platform: str, arch: str) -> bool:
+    """A platform tag of a Linux machine with this architecture."""
+    return platform == f"linux_{arch}" or (
+        platform.startswith(("manylinux", "musllinux")) and platform.endswith(f"_{arch}"))
 
 
 @dataclass(frozen=True)
