@@ -123,6 +123,11 @@ def test_a_chain_of_deltas_rebuilds_each_release_byte_for_byte(world: World, tmp
     assert done.returncode == 0 and "sha256" not in done.stderr, done.stderr
     assert left_in(target) == ["app-v1.tar", "app-v2.tar", "app-v2.tar.sha256",
                                "app-v3.tar", "app-v3.tar.sha256"]
+    # ...and the merged release restores offline, as the bundle that crossed whole would.
+    venv = tmp_path / "venv"
+    done = cli_offline("install", v3, "--venv", venv, "--json", env=venvs.clean_env())
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["packages"] > 0
 
 
 def test_the_delta_carries_only_new_wheels_and_says_what_it_saved(world: World,
