@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,3 +177,37 @@ def test_a_wheel_for_another_platform_is_refused(built, tmp_path: Path) -> None:
         "interpreter (best tag cp311-cp311-")
     assert done.stderr.strip().endswith("the bundle has: cp311-win_amd64 (sys_platform win32)")
     assert not venv.exists() and not venv.is_symlink()
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="the helper runs only with a second core")
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_helper_compiles_from_the_other_end_when_the_installer_wrote_no_bytecode(
+        tmp_path: Path, compiled: bool) -> None:
+    """uv installs without bytecode; a second process then loads the roots from the last
+    one backwards (writing their bytecode) while the checking run loads from the first.
+    Each root here notes which process loaded it: the slow first root keeps the checking
+    run busy while the helper loads the last one."""
+    from wheelhouse_bundler.standalone import bootstrap
+
+    mark = tmp_path / "loaded.txt"
+    note = f"import os\nopen({str(mark)!r}, 'a').write('%s %d\\n' % (__name__, os.getpid()))\n"
+    wheels = [build_wheel(tmp_path / "wheels", "aaa", "1.0", extra_files={
+                  "aaa/__init__.py": (note + "import time\ntime.sleep(1.5)\n").encode()}),
+              build_wheel(tmp_path / "wheels", "zzz", "1.0", extra_files={
+                  "zzz/__init__.py": note.encode()})]
+    venv = tmp_path / "venv"
+    py = venvs.make_venv(venv, with_pip=False)
+    venvs.run_pip(py, "install", "--no-compile", "--no-index", "--no-deps", *map(str, wheels))
+    before = set(os.listdir(tempfile.gettempdir()))
+
+    imported = bootstrap.smoke(str(py), ["aaa", "zzz"], compiled=compiled)
+
+    assert imported == ["aaa", "zzz"]  # the checking run's verdict, whatever the helper did
+    loads = mark.read_text().split("\n")
+    pids = {line.split()[1] for line in loads if line.startswith("zzz ")}
+    assert len(pids) == (1 if compiled else 2)
+    assert [line for line in loads if line.startswith("aaa ")][:1]  # loaded by the check
+    cached = list((venv / "lib").glob("python3.*/site-packages/zzz/__pycache__/*.pyc"))
+    assert cached  # written by whichever process loaded it first
+    assert not {n for n in set(os.listdir(tempfile.gettempdir())) - before
+                if n.startswith("smoke-")}  # the helper's progress note is removed

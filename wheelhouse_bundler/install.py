@@ -155,7 +155,8 @@ def install(bundle: Path, venv: Path, how: Restore, *,
                      str(checked.root), chosen, count,
                      (str(tool.binary), str(tool.cache)) if tool else None, log, clock)
         imported = _smoke(py, sorted({f.name for f in checked.manifest.files_for(chosen)}),
-                          how.smoke_command, how.smoke_imports, warnings.append)
+                          how.smoke_command, how.smoke_imports, warnings.append,
+                          compiled=tool is None)
         clock.lap("smoke")
         _shared(bootstrap.switch, str(venv), str(release))
         clock.lap("switch")
@@ -182,8 +183,8 @@ def install(bundle: Path, venv: Path, how: Restore, *,
 
 
 def _smoke(python: str, distributions: list[str], command: str | None, imports: bool,
-           warn: Log) -> list[str]:
-    return _shared(bootstrap.smoke, python, distributions, command, imports, warn)
+           warn: Log, compiled: bool) -> list[str]:
+    return _shared(bootstrap.smoke, python, distributions, command, imports, warn, compiled)
 
 
 def rollback(venv: Path, to: str | None = None) -> tuple[Path, Path]:

@@ -555,7 +555,11 @@ def why(exc):
     text = str(exc).splitlines()[0] if str(exc) else ""
     return "{}: {}".format(type(exc).__name__, text)
 
-wanted = {canon(n) for n in sys.argv[1:]}
+args = sys.argv[1:]
+mode, progress = "check", None
+if args[:1] in (["--progress"], ["--warm"]):
+    mode, progress, args = args[0][2:], args[1], args[2:]
+wanted = {canon(n) for n in args}
 dists = {}
 for dist in metadata.distributions():
     name = canon(dist.metadata["Name"] or "")
@@ -565,8 +569,21 @@ required = set()
 for name, dist in dists.items():
     required |= requirement_names(dist) - {name}
 roots = sorted(set(dists) - required) or sorted(dists)
+if mode == "warm":
+    # Only to write bytecode ahead of the checking run: the roots from the other end,
+    # until one the checking run has reached. Its outcome is not the verdict.
+    for name in reversed(roots):
+        with open(progress) as fh:
+            if name in fh.read().split():
+                break
+        for module in import_names(dists[name]):
+            load(module)
+    sys.exit(0)
 imported, failed, warnings = [], {}, {}
 for name in roots:
+    if progress:
+        with open(progress, "a") as fh:
+            fh.write(name + "\n")
     outcomes = [(m,) + load(m) for m in import_names(dists[name])]
     imported += [m for m, kind, _ in outcomes if kind == "ok"]
     warnings.update((m, why(exc)) for m, kind, exc in outcomes if kind == "warn")
@@ -579,10 +596,41 @@ sys.exit(1 if failed or wanted - set(dists) else 0)
 """
 
 
-def _load_roots(python: str, distributions: list, env: dict, cwd: str) -> dict:
-    """One run of SMOKE_SCRIPT in `python` over these distributions: its JSON verdict."""
-    proc = subprocess.run([python, "-I", "-c", SMOKE_SCRIPT, *distributions],
-                          capture_output=True, text=True, env=env, cwd=cwd, check=False)
+def _load_roots(python: str, distributions: list, env: dict, cwd: str,
+                warm: bool = False) -> dict:
+    """One run of SMOKE_SCRIPT in `python` over these distributions: its JSON verdict.
+
+    With `warm` (a venv installed without bytecode, as uv installs), a second run starts
+    from the other end of the roots to compile modules ahead of this one, which then
+    finds them compiled: compiling is most of a first import, and it is done on a second
+    core while this run loads. It stops at the first root this run has reached, so it
+    never waits long; only this run's outcome counts."""
+    helper, progress = None, None
+    if warm and len(distributions) > 1 and (os.cpu_count() or 1) > 1:
+        import tempfile
+
+        fd, progress = tempfile.mkstemp(prefix="smoke-", suffix=".txt")
+        os.close(fd)
+        helper = subprocess.Popen([python, "-I", "-c", SMOKE_SCRIPT, "--warm", progress,
+                                   *distributions], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, env=env, cwd=cwd)
+    try:
+        proc = subprocess.run([python, "-I", "-c", SMOKE_SCRIPT]
+                              + (["--progress", progress] if progress else [])
+                              + list(distributions),
+                              capture_output=True, text=True, env=env, cwd=cwd, check=False)
+    except BaseException:
+        if helper is not None:  # interrupted: the helper's work is moot
+            helper.kill()
+        raise
+    finally:
+        if helper is not None:
+            try:
+                helper.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                helper.kill()
+                helper.wait()
+            os.unlink(progress)
     try:
         return json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -591,15 +639,16 @@ def _load_roots(python: str, distributions: list, env: dict, cwd: str) -> dict:
 
 
 def smoke(python: str, distributions: list, command: str | None = None,
-          imports: bool = True, warn=lambda _m: None) -> list:
+          imports: bool = True, warn=lambda _m: None, compiled: bool = True) -> list:
     """Load the roots of `distributions` in `python` (the rule above), then run `command` (a
     shell line, with the release's bin first on PATH). Returns the modules imported; a root
-    that loads but raises for want of configuration goes to `warn`, not to a failure."""
+    that loads but raises for want of configuration goes to `warn`, not to a failure.
+    `compiled`: the installer wrote bytecode (pip does, uv as we run it does not)."""
     imported = []
     env = clean_env()
     bindir = os.path.dirname(python)
     if imports and distributions:
-        result = _load_roots(python, list(distributions), env, bindir)
+        result = _load_roots(python, list(distributions), env, bindir, warm=not compiled)
         if result["missing"]:
             raise install_failed("smoke imports: not installed: {}".format(
                 ", ".join(result["missing"])))
@@ -906,7 +955,7 @@ def restore(root: str, venv: str, target: str | None = None, keep: int | None = 
         py = fill_release(release, sys.executable, root, chosen,
                           len(distributions_for(manifest, chosen)), uv, log, clock)
         imported = smoke(py, distributions_for(manifest, chosen), smoke_command,
-                         smoke_imports, log)
+                         smoke_imports, log, compiled=uv is None)
         clock.lap("smoke")
         switch(venv, release)
         clock.lap("switch")
