@@ -251,3 +251,33 @@ def test_asking_for_what_is_not_there_is_usage_exit_2(bundles, working, tmp_path
     assert done.stderr.strip().splitlines()[-1].startswith(
         "wheelhouse-bundler: error: --installer uv: the bundle carries no uv")
     assert_untouched(working, before, releases)
+
+
+@pytest.mark.parametrize("width", [1, 3, 40])
+def test_remove_tree_removes_everything_and_follows_no_symlink(tmp_path: Path,
+                                                               width: int) -> None:
+    """The parallel removal used for staging folders, failed releases and rehearsal
+    scratch: all of a venv-shaped tree goes (however wide its levels are), and a symlink
+    inside it is removed as a link, its target untouched."""
+    from wheelhouse_bundler.standalone import bootstrap
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("kept")
+    tree = tmp_path / "tree"
+    site = tree / "lib" / "python3.11" / "site-packages"
+    for n in range(width):
+        pkg = site / f"pkg{n}" / "sub"
+        pkg.mkdir(parents=True)
+        (pkg / "mod.py").write_text("x = 1\n")
+        (site / f"pkg{n}" / "__init__.py").write_text("")
+    (site / "top.py").write_text("")
+    (tree / "bin").mkdir()
+    (tree / "bin" / "python").symlink_to(outside)
+    (site / "linked").symlink_to(outside, target_is_directory=True)
+
+    bootstrap.remove_tree(str(tree))
+
+    assert not tree.exists() and not tree.is_symlink()
+    assert (outside / "keep.txt").read_text() == "kept"
+    bootstrap.remove_tree(str(tree))  # already gone: nothing to do, no error

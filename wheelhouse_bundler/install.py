@@ -163,14 +163,14 @@ def install(bundle: Path, venv: Path, how: Restore, *,
         log(f"{venv} -> {release}")
     except BaseException as exc:
         if release is not None:
-            shutil.rmtree(release, ignore_errors=True)
+            bootstrap.remove_tree(str(release))
         if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
             raise InstallError(f"{releases}: {exc.strerror} (disk full?) while "
                                f"{'installing' if release else 'extracting the bundle'}; "
                                f"nothing was changed, {venv} is as it was") from exc
         raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        bootstrap.remove_tree(str(staging))
         if made_releases and not venv.is_symlink():
             shutil.rmtree(releases, ignore_errors=True)
     clock.lap("cleanup")

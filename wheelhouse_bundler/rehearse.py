@@ -25,6 +25,7 @@ from pathlib import Path
 from .errors import BundlerError
 from .install import STEPS, Restore, install
 from .options import Trust
+from .standalone import bootstrap
 from .verify import Verified
 
 MARK = "WHEELHOUSE_BUNDLER_REHEARSAL"
@@ -126,7 +127,7 @@ def rehearse(bundle: Path, how: Restore, *, keep_scratch: Path | None = None,
     finally:
         report.total_seconds = time.monotonic() - started
         if keep_scratch is None:
-            shutil.rmtree(scratch, ignore_errors=True)
+            bootstrap.remove_tree(str(scratch))
     report.steps = _steps(timings, report.total_seconds, report.ok)
     return report
 

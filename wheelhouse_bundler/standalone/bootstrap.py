@@ -465,9 +465,39 @@ def prune(venv: str, keep: int, protect: tuple = ()) -> list:
     removed = []
     for path in found:
         if os.path.basename(path) not in spared:
-            shutil.rmtree(path, ignore_errors=True)
+            remove_tree(path)
             removed.append(path)
     return removed
+
+
+def remove_tree(path: str, workers: int = 4) -> None:
+    """`shutil.rmtree(path, ignore_errors=True)`, several subtrees at a time.
+
+    A venv or uv's cache is thousands of folders and files; removing them is filesystem
+    work the kernel does for each thread that asks, on as many cores as there are (about
+    half the time of one rmtree here for the bench's 85-package venv). The subtrees are
+    the folders found going down until there are enough to share out (a venv's packages
+    sit three levels down); symlinks are removed, never followed."""
+    frontier = [path]
+    for _ in range(4):
+        below = []
+        for folder in frontier:
+            try:
+                with os.scandir(folder) as entries:
+                    below += [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+            except OSError:
+                continue
+        if not below:
+            break
+        frontier = below
+        if len(frontier) >= 2 * workers:
+            break
+    if len(frontier) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda p: shutil.rmtree(p, ignore_errors=True), frontier))
+    shutil.rmtree(path, ignore_errors=True)
 
 
 # ---- smoke test: prove that the roots of the environment load
@@ -962,10 +992,10 @@ def restore(root: str, venv: str, target: str | None = None, keep: int | None = 
         log(f"{venv} -> {release}")
     except BaseException:
         if release is not None:
-            shutil.rmtree(release, ignore_errors=True)
+            remove_tree(release)
         raise
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_tree(scratch)
         clock.lap("cleanup")
     removed = prune(venv, keep) if keep is not None else []
     return {"venv": venv, "release": release, "target": chosen, "previous": previous,
