@@ -190,6 +190,15 @@ def curl_two_batches(urls: list[str]) -> float:
     return curl_parallel(pages) + curl_parallel([u for u in urls if u not in pages])
 
 
+def httpx_floor(urls: list[str]) -> float:
+    """benchmarks/httpxfloor.py over the same URLs as curl, as a whole command."""
+    with tempfile.TemporaryDirectory() as tmp:
+        listing = Path(tmp) / "urls.txt"
+        listing.write_text("\n".join(urls))
+        return timed([PY, "-m", "benchmarks.httpxfloor", str(listing), str(Path(tmp) / "out")],
+                     isolated_env())
+
+
 def pip_download(corpus: Corpus, index_url: str | None) -> float:
     """`pip download` of the hashed lock, no cache, as pip's own docs would have you run it."""
     with tempfile.TemporaryDirectory() as d:
@@ -236,14 +245,17 @@ def run(corpus: Corpus, tmp: Path, runs: int, big_mb: int) -> list[Row]:
                     (f"WAN-like ({DELAY * 1000:.0f} ms)", proxy.url, 9.0, 1.1),
                     ("loopback", index.url, None, 1.25)):
                 urls = curl_urls(corpus, url)
-                mine, pip, curl, two, phase = [], [], [], [], []
-                cpu_mine, cpu_curl = [], []
+                mine, pip, curl, two, phase, floor = [], [], [], [], [], []
+                cpu_mine, cpu_curl, cpu_floor = [], [], []
                 for _ in range(runs):  # interleaved, so load on the machine hits them alike
                     pip.append(pip_download(corpus, url))
                     wall, cpu = with_cpu(curl_parallel, urls)
                     curl.append(wall)
                     cpu_curl.append(cpu)
                     two.append(curl_two_batches(urls))
+                    wall, cpu = with_cpu(httpx_floor, urls)
+                    floor.append(wall)
+                    cpu_floor.append(cpu)
                     wall, cpu = with_cpu(our_download, corpus, url)
                     mine.append(wall)
                     cpu_mine.append(cpu)
@@ -263,6 +275,12 @@ def run(corpus: Corpus, tmp: Path, runs: int, big_mb: int) -> list[Row]:
                 cm, cc = min(cpu_mine), min(cpu_curl)
                 rows.append(Row(f"(CPU, user + system, of download vs curl x{JOBS}, {label})",
                                 seconds(cm), seconds(cc), speedup(cc, cm)))
+                fl = min(floor)
+                rows.append(Row(f"(floor: httpx in Python, {JOBS} threads, the same URLs, "
+                                f"vs curl x{JOBS}, {label}; its CPU {min(cpu_floor):.2f} s)",
+                                seconds(fl), seconds(c), speedup(c, fl)))
+                rows.append(Row(f"(download vs that floor, {label})", seconds(t), seconds(fl),
+                                speedup(fl, t)))
             rows.append(warm(corpus, tmp, index.url, runs))
             rows += warm_every_hash(corpus, tmp, index.url, runs)
         finally:

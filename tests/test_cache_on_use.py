@@ -182,3 +182,23 @@ def test_cache_entries_are_not_fsynced_and_the_bundle_is(tmp_path, index_server,
     assert json.loads(capsys.readouterr().out)["downloaded"] == 3
     assert not [p for p in synced if p.startswith(str(cache))]
     assert any(Path(p).parent == out.parent and ".app.tar." in p for p in synced)
+
+
+def test_download_links_from_the_cache_and_an_edit_there_is_caught_on_next_use(
+        built, tmp_path, index_server, capsys) -> None:
+    """On the cache's filesystem, `download -d` gives each cached wheel a second name
+    instead of copying it (as uv links from its cache). The price: editing a file in -d
+    in place edits the cache entry too. The next use hashes the entry, so the edit never
+    reaches a bundle: the entry is fetched again."""
+    lock, cache, alpha = built
+    out = tmp_path / "downloaded"
+    assert run("download", lock, out, cache, index_server.url) == 0
+    placed = out / alpha.name
+    entry = Cache(cache).path(sha256_of(alpha))
+    assert os.path.samefile(placed, entry)
+
+    flip_a_byte(placed)
+    index_server.reset_requests()
+    assert run("bundle", lock, tmp_path / "again.tar", cache, index_server.url) == 0
+    assert wheels_in("bundle", tmp_path / "again.tar")[alpha.name] == sha256_of(alpha)
+    assert any(alpha.name in r for r in index_server.requests())

@@ -1,4 +1,5 @@
-"""download's copy out of the cache: in-kernel when possible, whole and exact either way."""
+"""download's way out of the cache: a link where the filesystem allows, else a copy in
+the kernel when possible; whole and exact either way."""
 
 from __future__ import annotations
 
@@ -53,17 +54,30 @@ def test_a_full_disk_is_not_swallowed(source, tmp_path, monkeypatch) -> None:
     assert caught.value.errno == errno.ENOSPC
 
 
-def test_hashed_copy_returns_the_sha256_of_what_it_wrote(source, tmp_path, monkeypatch) -> None:
-    """A copy out of the cache is hashed on its way (the cache is checked on use), so the
-    bytes pass through Python once and the kernel copy is not used."""
-    import hashlib
-
-    def refuse(*args: int) -> int:
-        raise AssertionError("the hashed copy must not use sendfile")
-
-    monkeypatch.setattr(os, "sendfile", refuse)
+def test_link_gives_the_cache_entry_a_second_name_replacing_what_was_there(
+        source, tmp_path) -> None:
     out = tmp_path / "out.whl"
-    with open(source, "rb") as src, open(out, "wb") as dst:
-        digest = files.copy_file(src, dst, hashed=True)
-    assert out.read_bytes() == source.read_bytes()
-    assert digest == hashlib.sha256(source.read_bytes()).hexdigest()
+    out.write_bytes(b"an older, shorter file")
+    assert files.link_atomic(source, out)
+    assert os.path.samefile(source, out)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("code", [errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP])
+def test_link_says_no_where_the_filesystem_cannot(source, tmp_path, monkeypatch,
+                                                  code: int) -> None:
+    """Another filesystem (the cache in ~/.cache, -d on a mounted disk) or one without
+    hard links: the caller copies instead, and nothing is left behind."""
+    def refuse(src: object, dst: object) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "link", refuse)
+    out = tmp_path / "out.whl"
+    assert not files.link_atomic(source, out)
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["src.whl"]
+
+
+def test_link_fails_loudly_for_other_errors(source, tmp_path) -> None:
+    with pytest.raises(OSError) as caught:
+        files.link_atomic(source, tmp_path / "no-such-folder" / "out.whl")
+    assert caught.value.errno == errno.ENOENT

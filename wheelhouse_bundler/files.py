@@ -15,6 +15,9 @@ What differs between those writers on purpose is a parameter here, not a copy:
   is in the cache, the SBOM memo.
 - `shown`: the path an error names. Never our temporary name: the user is told which of
   their files failed (or which cache), see `errors.name_user_path`.
+A wheel placed from the cache into `-d` is linked instead where it can be
+(`link_atomic`, one rename as well), and copied where it cannot.
+
 - `private`: a temporary name made of this process's and thread's ids instead of
   mkstemp's random one, for the cache's small notes, of which a cold build writes a few
   hundred: opening it is half the cost of mkstemp. No other writer of ours uses that
@@ -79,6 +82,37 @@ def atomic_output(out: Path, *, durable: bool = True, shown: Path | None = None,
         tmp.unlink(missing_ok=True)
 
 
+_NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP,
+                      errno.EOPNOTSUPP, errno.ENOSYS})
+"""What os.link raises where a filesystem cannot give a file a second name here."""
+
+
+def link_atomic(src: Path, out: Path) -> bool:
+    """`out` made a second name of `src` (no byte copied), replacing what was there in
+    one rename; False where that cannot be (another filesystem, no hard links), for the
+    caller to copy instead.
+
+    For wheels placed from the cache into a user's folder, as uv links from its cache:
+    the bytes were checked on their way into the cache or just now. Someone who later
+    edits the file in place edits the cache entry too, which is why every use of a cache
+    entry hashes it first."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.{threading.get_ident()}.link")
+    try:
+        os.link(src, tmp)
+    except OSError as exc:
+        if exc.errno in _NO_LINK:
+            return False
+        name_user_path(exc, out, tmp)
+        raise
+    try:
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        name_user_path(exc, out, tmp)
+        raise
+    return True
+
+
 def _create(tmp: Path) -> int:
     """Open `tmp` for writing, making its folder only when it is missing (one call less
     on the common path)."""
@@ -97,16 +131,8 @@ def write_atomic(out: Path, data: bytes, *, durable: bool = True, shown: Path | 
         fh.write(data)
 
 
-def copy_file(src: BinaryIO, out: BinaryIO, *, hashed: bool = False) -> str | None:
-    """In-kernel where the OS offers it (no bytes through Python), else in 1 MiB chunks.
-
-    With `hashed`, the bytes pass through Python once, hashed on their way, and their
-    sha256 is returned: for a source not checked since it was written (a cache entry).
-    """
-    if hashed:
-        writer = HashingWriter(out)
-        shutil.copyfileobj(src, writer, 1024 * 1024)
-        return writer.digest.hexdigest()
+def copy_file(src: BinaryIO, out: BinaryIO) -> None:
+    """In-kernel where the OS offers it (no bytes through Python), else in 1 MiB chunks."""
     size = os.fstat(src.fileno()).st_size
     offset = 0
     try:
@@ -124,7 +150,6 @@ def copy_file(src: BinaryIO, out: BinaryIO, *, hashed: bool = False) -> str | No
         src.seek(offset)
         out.seek(offset)
         shutil.copyfileobj(src, out, 1024 * 1024)
-    return None
 
 
 def sha256_file(path: Path) -> tuple[str, int]:

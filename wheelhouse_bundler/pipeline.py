@@ -28,7 +28,7 @@ from .errors import DamagedFile, NetworkError, SelectionError, UsageError
 from .export import render
 from .fetch import Fetched as FetchedFile
 from .fetch import FetchSummary, Progress, damaged_offline, fetch_all, fetch_one, remember
-from .files import atomic_output, copy_file, sha256_file, write_atomic
+from .files import atomic_output, copy_file, link_atomic, sha256_file, write_atomic
 from .index import Index, ProjectNotFound
 from .model import BuiltFrom, Lock, LockedFile, LockedPackage, Pick, Plan, Source, Target
 from .net import LazyClient
@@ -494,15 +494,19 @@ def download(sel: Selection, net: Network, dest: Path, progress: Progress | None
         existed = target.is_file()
         if existed and target.stat().st_size == got.size:
             return
-        # Not fsynced file by file: the verified original stays in the cache, and a
-        # copy cut short by a crash has the wrong size, so the next run rewrites it.
-        # A file from the cache is hashed on its way (just downloaded, it was hashed on
-        # the wire); a damaged one leaves nothing here, and fetch_all fetches it again.
-        with atomic_output(target, durable=False) as out, open(got.path, "rb") as src:
-            digest = copy_file(src, out, hashed=got.from_cache)
-            if digest is not None and digest != got.file.sha256:
+        # A file from the cache is hashed before it goes out (just downloaded, it was
+        # hashed on the wire); a damaged one leaves nothing here, and fetch_all fetches
+        # it again. Then it is linked (same filesystem) or copied, not fsynced file by
+        # file: the verified original stays in the cache, and a copy cut short by a
+        # crash has the wrong size, so the next run rewrites it.
+        if got.from_cache:
+            digest = sha256_file(got.path)[0]
+            if digest != got.file.sha256:
                 raise DamagedFile.wrong_hash(got.file.filename, digest, got.file.sha256,
                                              "in the cache")
+        if not link_atomic(got.path, target):
+            with atomic_output(target, durable=False) as out, open(got.path, "rb") as src:
+                copy_file(src, out)
         if not existed:  # a file that was there stays, now with the verified bytes
             placed.append(target)
 
