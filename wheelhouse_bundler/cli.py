@@ -460,7 +460,8 @@ def bundle(
 @_grouped
 def download(
     dest: Annotated[Path, typer.Option("--dest", "-d", parser=_output_path,
-                                       help="Folder for the wheels.")],
+                                       help="Folder for the wheels (on the cache's "
+                                       "filesystem, hard links into the cache).")],
     selection: Selection = SELECT, network: Network = NETWORK,
     json_out: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
