@@ -26,6 +26,7 @@ from . import targets, uvtool
 from .errors import BundlerError, InstallError, IntegrityError, UsageError
 from .model import Manifest, Target
 from .options import Trust
+from .parallel import in_background
 from .standalone import bootstrap
 from .verify import Verified, verify_signed
 
@@ -138,6 +139,7 @@ def install(bundle: Path, venv: Path, how: Restore, *,
     release: Path | None = None
     clock = bootstrap.Clock(timed)
     warnings: list[str] = []
+    staging_removed: Callable[[], None] | None = None
     try:
         log(f"verifying {bundle.name}")
         checked = verify_signed(bundle, extract_to=staging, trust=trust)
@@ -154,6 +156,9 @@ def install(bundle: Path, venv: Path, how: Restore, *,
         py = _shared(bootstrap.fill_release, str(release), how.python or sys.executable,
                      str(checked.root), chosen, count,
                      (str(tool.binary), str(tool.cache)) if tool else None, log, clock)
+        # Nothing reads the staging folder again (the extracted bundle, uv and its
+        # cache): it is removed while the smoke check runs, not after it.
+        staging_removed = in_background(lambda: bootstrap.remove_tree(str(staging)))
         imported = _smoke(py, sorted({f.name for f in checked.manifest.files_for(chosen)}),
                           how.smoke_command, how.smoke_imports, warnings.append,
                           compiled=tool is None)
@@ -170,6 +175,8 @@ def install(bundle: Path, venv: Path, how: Restore, *,
                                f"nothing was changed, {venv} is as it was") from exc
         raise
     finally:
+        if staging_removed is not None:
+            staging_removed()
         bootstrap.remove_tree(str(staging))
         if made_releases and not venv.is_symlink():
             shutil.rmtree(releases, ignore_errors=True)
