@@ -180,13 +180,14 @@ def test_a_wheel_for_another_platform_is_refused(built, tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="the helper runs only with a second core")
-@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize(("compiled", "tmp_ok"), [(False, True), (True, True), (False, False)])
 def test_a_helper_compiles_from_the_other_end_when_the_installer_wrote_no_bytecode(
-        tmp_path: Path, compiled: bool) -> None:
+        tmp_path: Path, compiled: bool, tmp_ok: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """uv installs without bytecode; a second process then loads the roots from the last
     one backwards (writing their bytecode) while the checking run loads from the first.
     Each root here notes which process loaded it: the slow first root keeps the checking
-    run busy while the helper loads the last one."""
+    run busy while the helper loads the last one. Where the helper cannot start (no
+    writable temporary folder for its progress note), the check runs alone."""
     from wheelhouse_bundler.standalone import bootstrap
 
     mark = tmp_path / "loaded.txt"
@@ -199,13 +200,16 @@ def test_a_helper_compiles_from_the_other_end_when_the_installer_wrote_no_byteco
     py = venvs.make_venv(venv, with_pip=False)
     venvs.run_pip(py, "install", "--no-compile", "--no-index", "--no-deps", *map(str, wheels))
     before = set(os.listdir(tempfile.gettempdir()))
+    if not tmp_ok:
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
 
     imported = bootstrap.smoke(str(py), ["aaa", "zzz"], compiled=compiled)
+    monkeypatch.undo()
 
     assert imported == ["aaa", "zzz"]  # the checking run's verdict, whatever the helper did
     loads = mark.read_text().split("\n")
     pids = {line.split()[1] for line in loads if line.startswith("zzz ")}
-    assert len(pids) == (1 if compiled else 2)
+    assert len(pids) == (2 if tmp_ok and not compiled else 1)
     assert [line for line in loads if line.startswith("aaa ")][:1]  # loaded by the check
     cached = list((venv / "lib").glob("python3.*/site-packages/zzz/__pycache__/*.pyc"))
     assert cached  # written by whichever process loaded it first

@@ -639,11 +639,16 @@ def _load_roots(python: str, distributions: list, env: dict, cwd: str,
     if warm and len(distributions) > 1 and (os.cpu_count() or 1) > 1:
         import tempfile
 
-        fd, progress = tempfile.mkstemp(prefix="smoke-", suffix=".txt")
-        os.close(fd)
-        helper = subprocess.Popen([python, "-I", "-c", SMOKE_SCRIPT, "--warm", progress,
-                                   *distributions], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, env=env, cwd=cwd)
+        try:  # only a speed-up: where it cannot start (a full /tmp), the check runs alone
+            fd, progress = tempfile.mkstemp(prefix="smoke-", suffix=".txt")
+            os.close(fd)
+            helper = subprocess.Popen([python, "-I", "-c", SMOKE_SCRIPT, "--warm", progress,
+                                       *distributions], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, env=env, cwd=cwd)
+        except OSError:
+            if progress is not None:
+                os.unlink(progress)
+            progress = None
     try:
         proc = subprocess.run([python, "-I", "-c", SMOKE_SCRIPT]
                               + (["--progress", progress] if progress else [])
