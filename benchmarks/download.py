@@ -190,13 +190,13 @@ def curl_two_batches(urls: list[str]) -> float:
     return curl_parallel(pages) + curl_parallel([u for u in urls if u not in pages])
 
 
-def httpx_floor(urls: list[str]) -> float:
+def httpx_floor(urls: list[str], *accept: str) -> float:
     """benchmarks/httpxfloor.py over the same URLs as curl, as a whole command."""
     with tempfile.TemporaryDirectory() as tmp:
         listing = Path(tmp) / "urls.txt"
         listing.write_text("\n".join(urls))
-        return timed([PY, "-m", "benchmarks.httpxfloor", str(listing), str(Path(tmp) / "out")],
-                     isolated_env())
+        return timed([PY, "-m", "benchmarks.httpxfloor", str(listing), str(Path(tmp) / "out"),
+                      *accept], isolated_env())
 
 
 def pip_download(corpus: Corpus, index_url: str | None) -> float:
@@ -298,13 +298,18 @@ def live(corpus: Corpus, tmp: Path, runs: int) -> list[Row]:
     The spread is shown beside the best: a run that hits a slow DNS answer or a slow
     page shows there, where the minimum would hide it.
     """
-    mine, pip, curl, cpu_mine, cpu_curl = [], [], [], [], []
+    from wheelhouse_bundler.index import ACCEPT
+
+    mine, pip, curl, cpu_mine, cpu_curl, floor, cpu_floor = [], [], [], [], [], [], []
     pages, files = live_urls(corpus, tmp)
     for _ in range(runs):
         pip.append(pip_download(corpus, None))
         wall, cpu = with_cpu(live_curl, pages, files)
         curl.append(wall)
         cpu_curl.append(cpu)
+        wall, cpu = with_cpu(httpx_floor, pages + files, ACCEPT)
+        floor.append(wall)
+        cpu_floor.append(cpu)
         wall, cpu = with_cpu(our_download, corpus, None)
         mine.append(wall)
         cpu_mine.append(cpu)
@@ -321,6 +326,11 @@ def live(corpus: Corpus, tmp: Path, runs: int) -> list[Row]:
             speedup(p, t)),
         Row(f"(CPU, user + system, of download vs curl x{JOBS}, live default index)",
             seconds(cm), seconds(cc), speedup(cc, cm)),
+        Row(f"(floor: httpx in Python, {JOBS} threads, the same pages and files, vs curl "
+            f"x{JOBS}, live default index; its CPU {min(cpu_floor):.2f} s)",
+            seconds(min(floor)), seconds(c), speedup(c, min(floor))),
+        Row("(download vs that floor, live default index)", seconds(t),
+            seconds(min(floor)), speedup(min(floor), t)),
         Row(f"(live default index, spread: {spread})", "-", "-", "-"),
     ]
 

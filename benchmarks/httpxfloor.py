@@ -1,12 +1,16 @@
 """The floor our choice of HTTP library sets: the fewest lines that fetch the same URLs.
 
-One httpx.Client (16 connections), 16 threads, each URL streamed to a file in 1 MiB
-writes and hashed on the way: no lock, no index parsing, no cache, no checks. The bench
+One httpx.Client (16 connections; proxy and CA from the environment, as ours), 16
+threads, each URL streamed to a file in 1 MiB writes and hashed on the way: no lock, no
+index parsing, no cache, no checks. The bench
 times it as a whole command beside curl, so the distance between us and curl splits into
 what httpx on Python costs on this machine (this script against curl) and what our own
 work costs (our `download` against this script).
 
-    python -m benchmarks.httpxfloor URLS.txt OUTDIR     (one URL per line)
+    python -m benchmarks.httpxfloor URLS.txt OUTDIR [ACCEPT]    (one URL per line)
+
+ACCEPT, when given, is sent with every request (the live case asks for PEP 691 JSON
+pages, as our client and the bench's curl do).
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ import httpx
 JOBS = 16
 
 
-def main(urls: list[str], out: Path) -> None:
+def main(urls: list[str], out: Path, accept: str | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     limits = httpx.Limits(max_connections=JOBS, max_keepalive_connections=JOBS)
-    with httpx.Client(limits=limits, trust_env=False) as client:
+    headers = {"Accept": accept} if accept else {}
+    with httpx.Client(limits=limits, headers=headers) as client:  # proxy and CA from the env
 
         def fetch(item: tuple[int, str]) -> str:
             number, url = item
@@ -41,4 +46,5 @@ def main(urls: list[str], out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]).read_text().split(), Path(sys.argv[2]))
+    main(Path(sys.argv[1]).read_text().split(), Path(sys.argv[2]),
+         sys.argv[3] if len(sys.argv) > 3 else None)
