@@ -77,9 +77,11 @@ def healthy_wheels(dest: Path) -> list[Path]:
                 b"toolkit\ntoolkit_helpers\ntoolkit_server\n"}),
         # Two roots that cannot share one process in this order (as pip's distutils shim
         # and setuptools on 3.11): toolbox fails after distshim, and loads on its own.
+        # Roots load cheapest first (by their Python source): toolbox is the larger.
         build_wheel(dest, "distshim", "1.0", extra_files={
             "distshim/__init__.py": b"import sys\nsys.modules.setdefault('toolbox', None)\n"}),
-        build_wheel(dest, "toolbox", "1.0"),
+        build_wheel(dest, "toolbox", "1.0", extra_files={
+            "toolbox/__init__.py": b'"""' + b"A box of tools. " * 20 + b'"""\n'}),
         # A root whose own code loads and then wants configuration: a warning, not a refusal.
         build_wheel(dest, "configapp", "1.0", extra_files={
             "configapp/__init__.py": b"import os\nos.environ['CONFIGAPP_SETTINGS']\n"}),
@@ -185,9 +187,10 @@ def test_a_helper_compiles_from_the_other_end_when_the_installer_wrote_no_byteco
         tmp_path: Path, compiled: bool, tmp_ok: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """uv installs without bytecode; a second process then loads the roots from the last
     one backwards (writing their bytecode) while the checking run loads from the first.
-    Each root here notes which process loaded it: the slow first root keeps the checking
-    run busy while the helper loads the last one. Where the helper cannot start (no
-    writable temporary folder for its progress note), the check runs alone."""
+    Each root here notes which process loaded it: the slow first root (the cheaper by
+    its source, so first) keeps the checking run busy while the helper loads the last.
+    Where the helper cannot start (no writable temporary folder for its progress note),
+    the check runs alone."""
     from wheelhouse_bundler.standalone import bootstrap
 
     mark = tmp_path / "loaded.txt"
@@ -195,7 +198,7 @@ def test_a_helper_compiles_from_the_other_end_when_the_installer_wrote_no_byteco
     wheels = [build_wheel(tmp_path / "wheels", "aaa", "1.0", extra_files={
                   "aaa/__init__.py": (note + "import time\ntime.sleep(1.5)\n").encode()}),
               build_wheel(tmp_path / "wheels", "zzz", "1.0", extra_files={
-                  "zzz/__init__.py": note.encode()})]
+                  "zzz/__init__.py": (note + "#" * 400 + "\n").encode()})]
     venv = tmp_path / "venv"
     py = venvs.make_venv(venv, with_pip=False)
     venvs.run_pip(py, "install", "--no-compile", "--no-index", "--no-deps", *map(str, wheels))
@@ -215,3 +218,30 @@ def test_a_helper_compiles_from_the_other_end_when_the_installer_wrote_no_byteco
     assert cached  # written by whichever process loaded it first
     assert not {n for n in set(os.listdir(tempfile.gettempdir())) - before
                 if n.startswith("smoke-")}  # the helper's progress note is removed
+
+
+def test_roots_load_cheapest_first_counting_their_dependencies(tmp_path: Path) -> None:
+    """The checking run takes the roots in order of the Python source their dependency
+    closures install (the helper from the other end): bbb is small itself but requires
+    a large dependency, so it loads after the medium ccc, not in name order."""
+    from wheelhouse_bundler.standalone import bootstrap
+
+    mark = tmp_path / "loaded.txt"
+    note = f"open({str(mark)!r}, 'a').write(__name__ + '\\n')\n"
+    wheels = [
+        build_wheel(tmp_path / "wheels", "aaa", "1.0", extra_files={
+            "aaa/__init__.py": note.encode()}),
+        build_wheel(tmp_path / "wheels", "bbb", "1.0", requires=["heavy"], extra_files={
+            "bbb/__init__.py": (note + "import heavy\n").encode()}),
+        build_wheel(tmp_path / "wheels", "heavy", "1.0", extra_files={
+            "heavy/__init__.py": ("#" * 5000 + "\n").encode()}),
+        build_wheel(tmp_path / "wheels", "ccc", "1.0", extra_files={
+            "ccc/__init__.py": (note + "#" * 1000 + "\n").encode()}),
+    ]
+    py = venvs.make_venv(tmp_path / "venv", with_pip=False)
+    venvs.run_pip(py, "install", "--no-index", "--no-deps", *map(str, wheels))
+
+    imported = bootstrap.smoke(str(py), ["aaa", "bbb", "ccc", "heavy"])
+
+    assert mark.read_text().split() == ["aaa", "ccc", "bbb"]
+    assert sorted(imported) == ["aaa", "bbb", "ccc"]

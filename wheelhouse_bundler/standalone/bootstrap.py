@@ -572,6 +572,18 @@ def requirement_names(dist):
             names.add(canon(match.group(1)))
     return names
 
+def source_bytes(dist):
+    return sum(f.size or 0 for f in dist.files or () if f.name.endswith(".py"))
+
+def closure(name):
+    seen, todo = set(), [name]
+    while todo:
+        here = todo.pop()
+        if here not in seen and here in dists:
+            seen.add(here)
+            todo += requirement_names(dists[here])
+    return seen
+
 def load(module):
     try:
         importlib.import_module(module)
@@ -599,10 +611,15 @@ required = set()
 for name, dist in dists.items():
     required |= requirement_names(dist) - {name}
 roots = sorted(set(dists) - required) or sorted(dists)
+# Loaded cheapest first, by the Python source of each root's dependencies (a guess at
+# what compiling them costs); the helper takes them from the costly end, so that the
+# two meet where the work, not the alphabet, is split.
+cost = {name: sum(source_bytes(dists[d]) for d in closure(name)) for name in roots}
+order = sorted(roots, key=lambda name: (cost[name], name))
 if mode == "warm":
     # Only to write bytecode ahead of the checking run: the roots from the other end,
     # until one the checking run has reached. Its outcome is not the verdict.
-    for name in reversed(roots):
+    for name in reversed(order):
         with open(progress) as fh:
             if name in fh.read().split():
                 break
@@ -610,7 +627,7 @@ if mode == "warm":
             load(module)
     sys.exit(0)
 imported, failed, warnings = [], {}, {}
-for name in roots:
+for name in order:
     if progress:
         with open(progress, "a") as fh:
             fh.write(name + "\n")
