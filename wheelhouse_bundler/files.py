@@ -26,6 +26,7 @@ A wheel placed from the cache into `-d` is linked instead where it can be
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -82,34 +83,24 @@ def atomic_output(out: Path, *, durable: bool = True, shown: Path | None = None,
         tmp.unlink(missing_ok=True)
 
 
-_NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP,
-                      errno.EOPNOTSUPP, errno.ENOSYS})
-"""What os.link raises where a filesystem cannot give a file a second name here."""
-
-
 def link_atomic(src: Path, out: Path) -> bool:
     """`out` made a second name of `src` (no byte copied), replacing what was there in
-    one rename; False where that cannot be (another filesystem, no hard links), for the
-    caller to copy instead.
+    one rename; False where that did not work, for the caller to copy instead.
 
     For wheels placed from the cache into a user's folder, as uv links from its cache:
     the bytes were checked on their way into the cache or just now. Someone who later
     edits the file in place edits the cache entry too, which is why every use of a cache
-    entry hashes it first."""
+    entry hashes it first. Any refusal (another filesystem, no hard links, a platform's
+    own error for either) means "copy": the copy then succeeds, or fails with the
+    error that names the user's path."""
     tmp = out.with_name(f".{out.name}.{os.getpid()}.{threading.get_ident()}.link")
     try:
         os.link(src, tmp)
-    except OSError as exc:
-        if exc.errno in _NO_LINK:
-            return False
-        name_user_path(exc, out, tmp)
-        raise
-    try:
         os.replace(tmp, out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        name_user_path(exc, out, tmp)
-        raise
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        return False
     return True
 
 
