@@ -245,3 +245,27 @@ def test_roots_load_cheapest_first_counting_their_dependencies(tmp_path: Path) -
 
     assert mark.read_text().split() == ["aaa", "ccc", "bbb"]
     assert sorted(imported) == ["aaa", "bbb", "ccc"]
+
+
+def test_a_root_that_needs_a_sibling_root_loaded_first_passes(tmp_path: Path) -> None:
+    """psycopg-binary's module refuses to load before psycopg's (the application imports
+    psycopg, which loads it). Both are roots (psycopg wants it behind an extra only), and
+    the cheaper, psycopg-binary, comes first: it is tried again after the others, and
+    passes. Found by scripts/corpus when roots began loading cheapest first."""
+    from wheelhouse_bundler.standalone import bootstrap
+
+    wheels = [
+        build_wheel(tmp_path / "wheels", "basepkg", "1.0",
+                    requires=['basepkg-binary; extra == "binary"'], extra_files={
+                        "basepkg/__init__.py": ("#" * 2000 + "\nimport sys\n").encode()}),
+        build_wheel(tmp_path / "wheels", "basepkg-binary", "1.0", extra_files={
+            "basepkg_binary/__init__.py":
+                b"import sys\nif 'basepkg' not in sys.modules:\n"
+                b"    raise ImportError('the basepkg package should be imported before "
+                b"basepkg_binary')\n"}),
+    ]
+    py = venvs.make_venv(tmp_path / "venv", with_pip=False)
+    venvs.run_pip(py, "install", "--no-index", "--no-deps", *map(str, wheels))
+
+    assert sorted(bootstrap.smoke(str(py), ["basepkg", "basepkg-binary"])) == [
+        "basepkg", "basepkg_binary"]

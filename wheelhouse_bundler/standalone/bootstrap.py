@@ -510,7 +510,8 @@ def remove_tree(path: str, workers: int = 4) -> None:
 # is tried and one must load. ImportError and SyntaxError refuse the install (code or a
 # library it needs is missing); any other exception means the code loaded and wants
 # configuration, so it is reported and does not refuse. Dependencies are not imported on
-# their own: their roots load them as the application will.
+# their own: their roots load them as the application will. A root that fails is tried
+# again after the other roots, then alone (order between roots is not the packages' fault).
 
 SMOKE_SCRIPT = r"""
 import importlib, json, re, sys
@@ -627,15 +628,26 @@ if mode == "warm":
             load(module)
     sys.exit(0)
 imported, failed, warnings = [], {}, {}
+
+def check(name):
+    outcomes = [(m,) + load(m) for m in import_names(dists[name])]
+    imported.extend(m for m, kind, _ in outcomes if kind == "ok")
+    warnings.update((m, why(exc)) for m, kind, exc in outcomes if kind == "warn")
+    if outcomes and all(kind == "fail" for _, kind, _ in outcomes):
+        failed[name] = {m: why(exc) for m, _, exc in outcomes}
+    else:
+        failed.pop(name, None)
+
 for name in order:
     if progress:
         with open(progress, "a") as fh:
             fh.write(name + "\n")
-    outcomes = [(m,) + load(m) for m in import_names(dists[name])]
-    imported += [m for m, kind, _ in outcomes if kind == "ok"]
-    warnings.update((m, why(exc)) for m, kind, exc in outcomes if kind == "warn")
-    if outcomes and all(kind == "fail" for _, kind, _ in outcomes):
-        failed[name] = {m: why(exc) for m, _, exc in outcomes}
+    check(name)
+# A root may refuse to load before a sibling root (psycopg-binary before psycopg, as
+# the application never imports it): each one that failed is tried again once all the
+# others are loaded, whatever the order was.
+for name in [name for name in order if name in failed]:
+    check(name)
 sys.stdout.write("\n")
 print(json.dumps({"roots": roots, "imported": imported, "failed": failed,
                   "warnings": warnings, "missing": sorted(wanted - set(dists))}))
