@@ -15,13 +15,13 @@ What differs between those writers on purpose is a parameter here, not a copy:
   is in the cache, the SBOM memo.
 - `shown`: the path an error names. Never our temporary name: the user is told which of
   their files failed (or which cache), see `errors.name_user_path`.
-A wheel placed from the cache into `-d` is linked instead where it can be
-(`link_atomic`, one rename as well), and copied where it cannot.
-
 - `private`: a temporary name made of this process's and thread's ids instead of
   mkstemp's random one, for the cache's small notes, of which a cold build writes a few
   hundred: opening it is half the cost of mkstemp. No other writer of ours uses that
   name at the same time, so it needs no exclusive create.
+
+A wheel placed from the cache into `-d` is linked instead where it can be
+(`link_atomic`, one rename as well), and copied where it cannot.
 """
 
 from __future__ import annotations

@@ -466,9 +466,10 @@ def default_output(lock: Path, folder: Path) -> Path:
 
 def download(sel: Selection, net: Network, dest: Path, progress: Progress | None = None
              ) -> Fetched:
-    """The picked wheels copied into `dest` (no bundle), each written whole or not at all.
+    """The picked wheels placed in `dest` (no bundle), each whole or not at all: linked
+    to the cache entry on its filesystem, copied elsewhere.
 
-    Each wheel is copied out as soon as it is in the cache, while others are still on
+    Each wheel is placed as soon as it is in the cache, while others are still on
     the wire. `dest` (and any missing parent) is made only when the first wheel is ready
     to go in, so a lock that cannot be read or a selection that picks nothing leaves no
     folder behind. Should the run fail, the wheels it had placed and the folders it made

@@ -477,7 +477,7 @@ def remove_tree(path: str, workers: int = 4) -> None:
     work the kernel does for each thread that asks, on as many cores as there are (about
     half the time of one rmtree here for the bench's 85-package venv). The subtrees are
     the folders found going down until there are enough to share out (a venv's packages
-    sit three levels down); symlinks are removed, never followed."""
+    are four levels down); symlinks are removed, never followed."""
     frontier = [path]
     for _ in range(4):
         below = []
