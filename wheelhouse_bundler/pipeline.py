@@ -304,6 +304,15 @@ class Fetched:
     built: dict[str, BuiltFrom] = field(default_factory=dict)  # wheels made from sdists
 
 
+def _check_cached(got: FetchedFile) -> None:
+    """A cache entry's bytes against their sha256 before they go anywhere (the cache is
+    not fsynced); DamagedFile, which fetch_all answers by fetching the file again."""
+    digest = sha256_file(got.path)[0]
+    if digest != got.file.sha256:
+        raise DamagedFile.wrong_hash(got.file.filename or got.file.sha256, digest,
+                                     got.file.sha256, "in the cache")
+
+
 def fetch(sel: Selection, net: Network, progress: Progress | None = None,
           then: Callable[[FetchedFile], None] | None = None) -> Fetched:
     """Lock to plans, and every picked file in the cache with its hash checked.
@@ -347,10 +356,7 @@ def fetch(sel: Selection, net: Network, progress: Progress | None = None,
             """An sdist from the cache is hashed before it is built (its bytes reach the
             bundle through the build); a damaged one is fetched again by fetch_all."""
             if got.from_cache and not got.file.is_wheel:
-                digest = sha256_file(got.path)[0]
-                if digest != got.file.sha256:
-                    raise DamagedFile.wrong_hash(got.file.filename or got.file.sha256, digest,
-                                                 got.file.sha256, "in the cache")
+                _check_cached(got)
             if then is not None:
                 # Fetched early in this run, its bytes were hashed on the wire.
                 then(replace(got, from_cache=False) if got.file.sha256 in early.fetched
@@ -501,10 +507,7 @@ def download(sel: Selection, net: Network, dest: Path, progress: Progress | None
         # file: the verified original stays in the cache, and a copy cut short by a
         # crash has the wrong size, so the next run rewrites it.
         if got.from_cache:
-            digest = sha256_file(got.path)[0]
-            if digest != got.file.sha256:
-                raise DamagedFile.wrong_hash(got.file.filename, digest, got.file.sha256,
-                                             "in the cache")
+            _check_cached(got)
         if not link_atomic(got.path, target):
             with atomic_output(target, durable=False) as out, open(got.path, "rb") as src:
                 copy_file(src, out)
